@@ -1,0 +1,30 @@
+"""Build the organisation's base images as one Pulumi resource graph."""
+
+from pathlib import Path
+
+import pulumi
+
+from components.errors import InputError
+from components.image_graph import ImageGraph, ImageGraphArgs
+from components.inputs import load_inputs
+from components.outputs import export_outputs
+
+PROJECT_DIR = Path.cwd()
+
+try:
+    inputs = load_inputs(PROJECT_DIR)
+except InputError as error:
+    # RunError ends the program with the message alone, without a traceback.
+    raise pulumi.RunError(str(error)) from None
+
+graph = ImageGraph(
+    "base-images",
+    ImageGraphArgs(
+        catalog=inputs.catalog,
+        settings=inputs.settings,
+        secrets=inputs.secrets,
+        project_dir=PROJECT_DIR,
+    ),
+)
+
+export_outputs(graph, inputs.catalog)

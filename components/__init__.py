@@ -1,0 +1,1 @@
+"""Components of the base-images program: config, catalog, graph and resources."""

@@ -1,0 +1,87 @@
+"""Load the stack config and the catalog together and check them against each other.
+
+Every problem in either input is reported in one InputError, so a user with
+a bad catalog and a bad config sees both at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.catalog import Catalog, load_catalog
+from components.errors import InputError, Problem
+from components.settings import NAMESPACE, StackSecrets, StackSettings, read_stack_settings
+
+DEFAULT_CATALOG = "images/catalog.yaml"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    settings: StackSettings
+    secrets: StackSecrets
+    catalog: Catalog
+
+
+def load_inputs(project_dir: Path) -> Inputs:
+    """Read the current stack's config and its catalog; raise InputError listing every problem."""
+    problems: list[Problem] = []
+    settings: StackSettings | None = None
+    secrets: StackSecrets | None = None
+    try:
+        settings, secrets = read_stack_settings()
+    except InputError as error:
+        problems += error.problems
+
+    catalog_path = project_dir / (settings.catalog if settings else DEFAULT_CATALOG)
+    catalog: Catalog | None = None
+    try:
+        catalog = load_catalog(catalog_path)
+    except InputError as error:
+        problems += error.problems
+
+    if settings is not None and catalog is not None:
+        problems += check_against_catalog(settings, catalog)
+
+    if problems:
+        raise InputError(problems)
+    assert settings is not None and secrets is not None and catalog is not None
+    return Inputs(settings=settings, secrets=secrets, catalog=catalog)
+
+
+def check_against_catalog(settings: StackSettings, catalog: Catalog) -> list[Problem]:
+    """Find config that refers to what the catalog lacks, and platforms a child cannot inherit."""
+    problems: list[Problem] = []
+    prefix = f"Pulumi.{settings.stack}.yaml {NAMESPACE}:"
+
+    upstreams = catalog.upstreams()
+    for upstream in settings.upstreams:
+        if upstream not in upstreams:
+            problems.append(
+                Problem(
+                    f"{prefix}upstreams.{upstream}",
+                    upstream,
+                    "no catalog image uses this upstream",
+                    f"use one of the catalog's upstreams ({', '.join(sorted(upstreams))}) as the key",
+                )
+            )
+
+    # A child is built on its parent's manifest, so it can only target
+    # platforms that the parent was built for.
+    for entry in catalog.images:
+        if entry.parent is None:
+            continue
+        parent = catalog.image(entry.parent)
+        own = set(entry.platforms or settings.builder.platforms)
+        inherited = set(parent.platforms or settings.builder.platforms)
+        missing = sorted(own - inherited)
+        if missing:
+            problems.append(
+                Problem(
+                    f"{catalog.path.name}: {entry.name}.platforms",
+                    missing,
+                    f"parent {parent.name} is not built for these platforms",
+                    f"add them to {parent.name}'s platforms or remove them from {entry.name}",
+                )
+            )
+    return problems
