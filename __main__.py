@@ -24,6 +24,7 @@ graph = ImageGraph(
         settings=inputs.settings,
         secrets=inputs.secrets,
         project_dir=PROJECT_DIR,
+        ca_bundle_pem=inputs.ca_bundle_pem,
     ),
 )
 

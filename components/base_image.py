@@ -13,6 +13,9 @@ from components.settings import BuilderSettings
 
 OCI: Final = "org.opencontainers.image"
 
+# BuildKit secret id under which Dockerfiles find the site's CA bundle.
+CA_BUNDLE_SECRET: Final = "ca_bundle"
+
 
 @dataclass(frozen=True)
 class BaseImageArgs:
@@ -33,6 +36,7 @@ class BaseImageArgs:
     cache_to: list[docker_build.CacheToArgs] = field(default_factory=list)
     registries: list[docker_build.RegistryArgs] = field(default_factory=list)
     source_url: str | None = None
+    ca_bundle_pem: str | None = None
 
 
 class BaseImage(pulumi.ComponentResource):
@@ -66,6 +70,12 @@ class BaseImage(pulumi.ComponentResource):
             labels[f"{OCI}.source"] = args.source_url
 
         build_args: dict[str, pulumi.Input[str]] = {**args.build_args, BASE_IMAGE_ARG: args.base_ref}
+
+        # The CA bundle changes no image content, so a new bundle alone must
+        # not rebuild anything.
+        secrets = None
+        if args.ca_bundle_pem is not None:
+            secrets = {CA_BUNDLE_SECRET: pulumi.Output.secret(args.ca_bundle_pem)}
         timeout = f"{args.entry.timeout_minutes}m"
 
         self.image = docker_build.Image(
@@ -86,6 +96,8 @@ class BaseImage(pulumi.ComponentResource):
             build_on_preview=args.builder.build_on_preview,
             pull=args.builder.pull,
             no_cache=args.builder.no_cache,
+            secrets=secrets,
+            ignore_secrets_in_diff_calculation=[CA_BUNDLE_SECRET] if secrets else None,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 retain_on_delete=True,

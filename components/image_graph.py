@@ -25,6 +25,7 @@ class ImageGraphArgs:
     settings: StackSettings
     secrets: StackSecrets
     project_dir: Path
+    ca_bundle_pem: str | None = None
 
 
 class ImageGraph(pulumi.ComponentResource):
@@ -97,6 +98,7 @@ class ImageGraph(pulumi.ComponentResource):
             cache_to=cache_to,
             registries=registries,
             source_url=settings.source_url,
+            ca_bundle_pem=args.ca_bundle_pem,
         )
 
 

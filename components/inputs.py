@@ -21,6 +21,7 @@ class Inputs:
     settings: StackSettings
     secrets: StackSecrets
     catalog: Catalog
+    ca_bundle_pem: str | None
 
 
 def load_inputs(project_dir: Path) -> Inputs:
@@ -43,10 +44,29 @@ def load_inputs(project_dir: Path) -> Inputs:
     if settings is not None and catalog is not None:
         problems += check_against_catalog(settings, catalog)
 
+    ca_bundle_pem = None
+    if settings is not None and settings.ca_bundle:
+        ca_bundle_pem = _read_ca_bundle(project_dir / settings.ca_bundle, settings, problems)
+
     if problems:
         raise InputError(problems)
     assert settings is not None and secrets is not None and catalog is not None
-    return Inputs(settings=settings, secrets=secrets, catalog=catalog)
+    return Inputs(settings=settings, secrets=secrets, catalog=catalog, ca_bundle_pem=ca_bundle_pem)
+
+
+def _read_ca_bundle(path: Path, settings: StackSettings, problems: list[Problem]) -> str | None:
+    location = f"Pulumi.{settings.stack}.yaml {NAMESPACE}:caBundle"
+    try:
+        pem = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(
+            Problem(location, str(path), f"cannot read the file ({error.__class__.__name__})", "point caBundle at a readable PEM file or remove the key")
+        )
+        return None
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        problems.append(Problem(location, str(path), "contains no PEM certificate", "point caBundle at a PEM bundle such as /etc/ssl/certs/ca-certificates.crt"))
+        return None
+    return pem
 
 
 def check_against_catalog(settings: StackSettings, catalog: Catalog) -> list[Problem]:

@@ -174,6 +174,13 @@ class StackSettings(SettingsModel):
     github: GitHubSettings | None = Field(
         default=None, description="GitHub deployment settings; unset creates no GitHub resource."
     )
+    ca_bundle: str | None = Field(
+        default=None,
+        description=(
+            "Complete PEM bundle of trusted CAs, for sites behind a TLS-inspecting proxy; "
+            "each build gets it as the secret ca_bundle and no image keeps it."
+        ),
+    )
 
     @field_validator("build_args")
     @classmethod
@@ -206,7 +213,7 @@ class StackSecrets:
 
 # Keys whose values Pulumi hands over as JSON text.
 JSON_KEYS: Final = frozenset({"registry", "upstreams", "tagging", "caches", "builder", "buildArgs", "github"})
-PLAIN_KEYS: Final = frozenset({"catalog", "sourceUrl"})
+PLAIN_KEYS: Final = frozenset({"catalog", "sourceUrl", "caBundle"})
 
 
 def load_settings(

@@ -6,6 +6,7 @@ import json
 
 import pulumi
 import pytest
+from pulumi.runtime import rpc
 
 from components.catalog import BASE_IMAGE_ARG
 from components.graph import build_levels
@@ -134,4 +135,21 @@ def test_invalid_config_registers_nothing():
     with pytest.raises(pulumi.RunError) as raised:
         run_program({"registry": {"address": "localhost:5000"}, "caches": [{"type": "redis"}]}, mocks=mocks)
     assert "base-images:caches[0].type" in str(raised.value)
+    assert mocks.resources == []
+
+
+def test_ca_bundle_passed_as_ignored_secret(local_run):
+    inputs = local_run.images()["python-base"].inputs
+    assert rpc.is_rpc_secret(inputs["secrets"])
+    assert "ca_bundle" in rpc.unwrap_rpc_secret(inputs["secrets"])
+    assert inputs["ignoreSecretsInDiffCalculation"] == ["ca_bundle"]
+
+
+def test_missing_ca_bundle_named(tmp_path):
+    mocks = GraphMocks()
+    config = {"registry": {"address": "localhost:5000"}, "caBundle": str(tmp_path / "absent.pem")}
+    with pytest.raises(pulumi.RunError) as raised:
+        run_program(config, mocks=mocks)
+    assert "base-images:caBundle" in str(raised.value)
+    assert "absent.pem" in str(raised.value)
     assert mocks.resources == []
