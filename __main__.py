@@ -5,6 +5,7 @@ from pathlib import Path
 import pulumi
 
 from components.errors import InputError
+from components.github_environment import GitHubEnvironment, GitHubEnvironmentArgs
 from components.image_graph import ImageGraph, ImageGraphArgs
 from components.inputs import load_inputs
 from components.outputs import export_outputs
@@ -27,5 +28,9 @@ graph = ImageGraph(
         ca_bundle_pem=inputs.ca_bundle_pem,
     ),
 )
+
+# Only a stack with a github section manages GitHub, so others need no token.
+if inputs.settings.github is not None:
+    GitHubEnvironment("github", GitHubEnvironmentArgs(settings=inputs.settings, secrets=inputs.secrets))
 
 export_outputs(graph, inputs.catalog)

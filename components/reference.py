@@ -13,6 +13,7 @@ SECRET_DESCRIPTIONS: Final = {
     "registryPassword": "Registry password or token for registry.username.",
     "s3SecretAccessKey": "Secret key for the s3 cache backend.",
     "azblobSecretAccessKey": "Account key for the azblob cache backend.",
+    "pulumiAccessToken": "Pulumi access token that CI uses for this stack; required with github, which copies it into the environment.",
 }
 
 

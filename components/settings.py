@@ -14,7 +14,7 @@ from typing import Any, Final, Literal, Mapping
 
 import pulumi
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from components.cache import CACHE_TYPES, CacheBackend, CacheSecrets, InlineCache
@@ -25,11 +25,18 @@ from components.platforms import platform_fix, platform_problem
 NAMESPACE: Final = "base-images"
 
 # Keys read with get_secret. Each must be set with `pulumi config set --secret`.
-SECRET_KEYS: Final = ("registryPassword", "s3SecretAccessKey", "azblobSecretAccessKey")
+SECRET_KEYS: Final = ("registryPassword", "s3SecretAccessKey", "azblobSecretAccessKey", "pulumiAccessToken")
 
 TAG_PATTERN: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 REGISTRY_ADDRESS_PATTERN: Final = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]+)?$")
 NAMESPACE_PATTERN: Final = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
+# GitHub account names: letters, digits and single inner hyphens, at most 39
+# characters. Repository names: letters, digits, '.', '_' and '-', at most 100.
+GITHUB_OWNER_PATTERN: Final = re.compile(r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}$")
+GITHUB_REPOSITORY_PATTERN: Final = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+# GitHub accepts at most six required reviewers, users and teams together,
+# per environment (REST API, "Create or update an environment").
+MAX_ENVIRONMENT_REVIEWERS: Final = 6
 
 
 class SettingsModel(BaseModel):
@@ -137,16 +144,51 @@ class GitHubSettings(SettingsModel):
 
     owner: str = Field(description="Organisation or user that owns the repository.")
     repository: str = Field(description="Repository name without the owner.")
-    environment: str = Field(description="Deployment environment name, such as ci or production.")
-    reviewer_users: tuple[int, ...] = Field(
+    environment: str = Field(
+        min_length=1, max_length=255, description="Deployment environment name, such as ci or production."
+    )
+    reviewer_users: tuple[PositiveInt, ...] = Field(
         default=(), description="Numeric GitHub user ids whose approval a deployment needs."
     )
-    reviewer_teams: tuple[int, ...] = Field(
+    reviewer_teams: tuple[PositiveInt, ...] = Field(
         default=(), description="Numeric GitHub team ids whose approval a deployment needs."
     )
     protected_branches_only: bool = Field(
-        default=True, description="Allow deployments only from protected branches."
+        default=True,
+        description=(
+            "Allow only protected branches to use the environment; pull-request previews "
+            "of the stack need false."
+        ),
     )
+
+    @field_validator("owner")
+    @classmethod
+    def _valid_owner(cls, owner: str) -> str:
+        if not GITHUB_OWNER_PATTERN.match(owner):
+            raise ValueError(
+                "is not a GitHub account name; use the organisation or user name from the "
+                "repository URL, without '/' or spaces"
+            )
+        return owner
+
+    @field_validator("repository")
+    @classmethod
+    def _valid_repository(cls, repository: str) -> str:
+        if "/" in repository:
+            raise ValueError("must not contain '/'; put the owner in github.owner and only the name here")
+        if not GITHUB_REPOSITORY_PATTERN.match(repository) or repository in (".", ".."):
+            raise ValueError("is not a GitHub repository name; use letters, digits, '.', '_' and '-'")
+        return repository
+
+    @model_validator(mode="after")
+    def _reviewer_limit(self) -> GitHubSettings:
+        count = len(self.reviewer_users) + len(self.reviewer_teams)
+        if count > MAX_ENVIRONMENT_REVIEWERS:
+            raise ValueError(
+                f"reviewerUsers and reviewerTeams list {count} reviewers but GitHub accepts at most "
+                f"{MAX_ENVIRONMENT_REVIEWERS} per environment; list a team instead of its members"
+            )
+        return self
 
 
 class StackSettings(SettingsModel):
@@ -209,6 +251,11 @@ class StackSecrets:
 
     registry_password: pulumi.Output[str] | None
     cache: CacheSecrets
+    # Copied into the stack's GitHub environment for the CI workflow.
+    pulumi_access_token: pulumi.Output[str] | None = None
+    # The GitHub provider's `github:token` config. None lets the provider read
+    # GITHUB_TOKEN, because an explicit provider ignores the `github:` config.
+    github_token: pulumi.Output[str] | None = None
 
 
 # Keys whose values Pulumi hands over as JSON text.
@@ -342,6 +389,29 @@ def _cross_check(
         problems.append(
             Problem(prefix + "registry.username", None, "missing while registryPassword is set", "set registry.username")
         )
+
+    # The CI workflow logs in to Pulumi with the token that the stack copies
+    # into its GitHub environment, so one is needed exactly when the stack
+    # manages an environment.
+    has_access_token = "pulumiAccessToken" in raw
+    if settings.github is not None and not has_access_token:
+        problems.append(
+            Problem(
+                prefix + "pulumiAccessToken",
+                None,
+                "missing while github is set",
+                f"run `pulumi config set --secret {NAMESPACE}:pulumiAccessToken` with a Pulumi access token for CI",
+            )
+        )
+    if has_access_token and settings.github is None:
+        problems.append(
+            Problem(
+                prefix + "github",
+                None,
+                "missing while pulumiAccessToken is set",
+                f"add {NAMESPACE}:github, or run `pulumi config rm {NAMESPACE}:pulumiAccessToken`",
+            )
+        )
     return problems
 
 
@@ -358,6 +428,8 @@ def read_stack_settings() -> tuple[StackSettings, StackSecrets]:
             s3_secret_access_key=config.get_secret("s3SecretAccessKey"),
             azblob_secret_access_key=config.get_secret("azblobSecretAccessKey"),
         ),
+        pulumi_access_token=config.get_secret("pulumiAccessToken"),
+        github_token=pulumi.Config("github").get_secret("token"),
     )
     return settings, secrets
 

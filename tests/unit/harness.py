@@ -54,6 +54,10 @@ class ProgramRun:
     mocks: GraphMocks
     exports: dict[str, Any] = field(default_factory=dict)
 
+    def of_type(self, prefix: str) -> list[pulumi.runtime.MockResourceArgs]:
+        """Return the registrations whose type token starts with `prefix`, such as `github:`."""
+        return [resource for resource in self.mocks.resources if resource.typ.startswith(prefix)]
+
     def images(self) -> dict[str, pulumi.runtime.MockResourceArgs]:
         """Return the docker-build Image registrations, keyed by catalog image name."""
         found = {}
@@ -70,12 +74,16 @@ def run_program(
     project_dir: Path = PROJECT_DIR,
     mocks: GraphMocks | None = None,
 ) -> ProgramRun:
-    """Execute `__main__.py` with `config` (keys without the namespace) under mocks."""
+    """Execute `__main__.py` with `config` under mocks.
+
+    Keys without a namespace belong to `base-images:`; a key with one, such
+    as `github:token`, is passed as it is.
+    """
     run = ProgramRun(mocks=mocks or GraphMocks())
     pulumi.runtime.set_mocks(run.mocks, project="base-images", stack=stack, preview=False)
     pulumi.runtime.set_all_config(
-        {f"base-images:{key}": _as_config_text(value) for key, value in config.items()},
-        secret_keys=[f"base-images:{key}" for key in secret_keys],
+        {_full_key(key): _as_config_text(value) for key, value in config.items()},
+        secret_keys=[_full_key(key) for key in secret_keys],
     )
 
     recorded: dict[str, Any] = {}
@@ -131,6 +139,10 @@ def plain_paths(value: Any, marker: str, path: str = "") -> list[str]:
     if isinstance(value, str) and marker in value:
         return [path or "."]
     return []
+
+
+def _full_key(key: str) -> str:
+    return key if ":" in key else f"base-images:{key}"
 
 
 def _as_config_text(value: Any) -> str:

@@ -26,8 +26,12 @@ def local_run():
 def ci_run():
     from tests.unit.harness import PROJECT_DIR, stack_file_config
 
-    config = {**stack_file_config(PROJECT_DIR / "Pulumi.ci.yaml"), "registryPassword": PASSWORD_MARKER}
-    return run_program(config, secret_keys=("registryPassword",), stack="ci")
+    config = {
+        **stack_file_config(PROJECT_DIR / "Pulumi.ci.yaml"),
+        "registryPassword": PASSWORD_MARKER,
+        "pulumiAccessToken": "pulumi-access-token",
+    }
+    return run_program(config, secret_keys=("registryPassword", "pulumiAccessToken"), stack="ci")
 
 
 def parent_ref(run, catalog, name: str) -> str:

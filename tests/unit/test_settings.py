@@ -26,7 +26,8 @@ def test_local_stack_loads(local_config):
 
 
 def test_ci_stack_loads(ci_config):
-    settings = load_settings({**ci_config, "registryPassword": "x"}, "ci", frozenset({"registryPassword"}))
+    raw = {**ci_config, "registryPassword": "x", "pulumiAccessToken": "y"}
+    settings = load_settings(raw, "ci", frozenset({"registryPassword", "pulumiAccessToken"}))
     assert settings.registry.address == "ghcr.io"
     assert settings.builder.network == "host"
     assert settings.builder.driver == "docker-container"
