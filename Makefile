@@ -23,6 +23,14 @@ export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 export PULUMI_PYTHON_CMD := $(PYTHON)
 
+# The Pulumi CLI, its Python language host and the docker-build plugin come
+# from scripts/toolchain.sh, cached per version outside the project.
+TOOLCHAIN_BIN := $(shell $(PROJECT_DIR)/scripts/toolchain.sh bin-dir)
+export PATH := $(TOOLCHAIN_BIN):$(PATH)
+# Debian's docker client, which builds with BuildKit; a newer client without
+# the buildx plugin may come first on PATH.
+DOCKER ?= /usr/bin/docker
+
 .PHONY: help
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -39,8 +47,49 @@ venv: $(VENV)/.requirements ## Create the virtualenv with the pinned requirement
 test-unit: venv ## Unit tests: no Docker daemon or Pulumi CLI needed, under a minute.
 	$(PYTHON) -m pytest tests/unit
 
+.PHONY: toolchain
+toolchain: ## Install the Pulumi CLI, language host and docker-build plugin (cached).
+	$(PROJECT_DIR)/scripts/toolchain.sh install > /dev/null
+
+.PHONY: services
+services: ## Start Docker Engine and the registry on localhost:5000 when absent.
+	$(PROJECT_DIR)/scripts/services.sh start
+
+.PHONY: setup
+setup: venv toolchain services ## Everything `make up` and `make test` need; a second run takes seconds.
+
+.PHONY: down
+down: ## Stop the Docker Engine and registry that setup started.
+	$(PROJECT_DIR)/scripts/services.sh stop
+
+.PHONY: mirror
+mirror: setup ## Copy the stack's upstream bases into the local registry (a labelled stand-in when offline).
+	$(PYTHON) -m components.upstreams Pulumi.$(STACK).yaml | while read -r upstream target; do \
+		$(PROJECT_DIR)/scripts/mirror.sh "$$upstream" "$$target"; \
+	done
+
+.PHONY: stack
+stack: setup
+	pulumi stack select --create $(STACK) --non-interactive
+
+.PHONY: preview
+preview: mirror stack ## Show which images would change on the stack, and why.
+	pulumi preview --stack $(STACK) --diff --non-interactive
+
+.PHONY: up
+up: mirror stack ## Build and push every changed image on the stack (local by default).
+	pulumi up --stack $(STACK) --yes --continue-on-error --non-interactive
+
+.PHONY: fixture-base
+fixture-base: services
+	$(PROJECT_DIR)/scripts/fixture-base.sh
+
+.PHONY: test-integration
+test-integration: setup fixture-base ## Integration tests on the real engine, BuildKit and registry.
+	$(PYTHON) -m pytest tests/integration
+
 .PHONY: test
-test: test-unit ## Every test.
+test: test-unit test-integration ## Every test: unit, then integration.
 
 .PHONY: readme
 readme: venv ## Regenerate the graph diagram in README.md from the catalog.
