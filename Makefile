@@ -52,14 +52,16 @@ toolchain: ## Install the Pulumi CLI, language host and docker-build plugin (cac
 	$(PROJECT_DIR)/scripts/toolchain.sh install > /dev/null
 
 .PHONY: services
-services: ## Start Docker Engine and the registry on localhost:5000 when absent.
+services: ## Start Docker Engine, the registry on localhost:5000 and the buildkitd builder when absent.
 	$(PROJECT_DIR)/scripts/services.sh start
+	$(PROJECT_DIR)/scripts/builder.sh start
 
 .PHONY: setup
 setup: venv toolchain services ## Everything `make up` and `make test` need; a second run takes seconds.
 
 .PHONY: down
-down: ## Stop the Docker Engine and registry that setup started.
+down: ## Stop the buildkitd, Docker Engine and registry that setup started.
+	$(PROJECT_DIR)/scripts/builder.sh stop
 	$(PROJECT_DIR)/scripts/services.sh stop
 
 .PHONY: mirror
@@ -70,6 +72,7 @@ mirror: setup ## Copy the stack's upstream bases into the local registry (a labe
 
 .PHONY: stack
 stack: setup
+	mkdir -p $(PROJECT_DIR)/.pulumi-state
 	pulumi stack select --create $(STACK) --non-interactive
 
 .PHONY: preview

@@ -138,6 +138,27 @@ class BuilderSettings(SettingsModel):
                 raise ValueError(f"{platform!r} {reason}; {platform_fix()}")
         return platforms
 
+    @model_validator(mode="after")
+    def _driver_can_honour(self) -> BuilderSettings:
+        # The docker-build provider's embedded buildx client has no docker
+        # driver, so it reaches Docker Engine's builder only through the
+        # docker buildx command (exec). That builder exports only inline cache
+        # and builds one platform at a time, so such a build would fail midway.
+        if self.driver != "docker":
+            return self
+        if not self.exec:
+            raise ValueError(
+                "builder.driver 'docker' (Docker Engine's built-in builder) works with the docker-build provider "
+                "only through the docker buildx command; set builder.exec to true, or select a remote or "
+                "docker-container builder such as the base-images-local builder that `make setup` starts"
+            )
+        if len(self.platforms) > 1:
+            raise ValueError(
+                "builder.driver 'docker' builds one platform at a time but platforms lists "
+                f"{len(self.platforms)}; use a docker-container or remote builder"
+            )
+        return self
+
 
 class GitHubSettings(SettingsModel):
     """GitHub deployment environment that CI uses for this stack."""
@@ -230,19 +251,6 @@ class StackSettings(SettingsModel):
         if BASE_IMAGE_ARG in build_args:
             raise ValueError(f"must not set {BASE_IMAGE_ARG}; the program fills it with the parent's digest")
         return build_args
-
-    @model_validator(mode="after")
-    def _builder_can_honour(self) -> StackSettings:
-        # The docker driver of Docker Engine exports only inline cache and
-        # builds one platform at a time, so such a build would fail midway.
-        if self.builder.driver != "docker":
-            return self
-        if len(self.builder.platforms) > 1:
-            raise ValueError(
-                "builder.driver 'docker' builds one platform at a time but builder.platforms lists "
-                f"{len(self.builder.platforms)}; use a docker-container or remote builder"
-            )
-        return self
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,11 @@ def test_builder_args_without_host_network():
     assert not any(arg.startswith("--name") for arg in args)
 
 
-def test_docker_driver_rejected_for_ci():
+def test_remote_driver_rejected_for_ci(tmp_path):
+    stack_file = write_stack_file(tmp_path, {"name": "base-images-local", "driver": "remote"})
     with pytest.raises(InputError) as raised:
-        ci_builder.read_builder(PROJECT_DIR / "Pulumi.local.yaml")
-    assert "Pulumi.local.yaml base-images:builder.driver" in str(raised.value)
+        ci_builder.read_builder(stack_file)
+    assert "base-images:builder.driver" in str(raised.value)
     assert "docker-container" in str(raised.value)
 
 

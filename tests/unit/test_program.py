@@ -87,7 +87,7 @@ def test_tags_in_namespace(local_run):
 def test_image_pushes_with_builder_settings(local_run):
     inputs = local_run.images()["python-ml"].inputs
     assert inputs["push"] is True
-    assert inputs["builder"] == {"name": "default"}
+    assert inputs["builder"] == {"name": "base-images-local"}
     assert inputs["platforms"] == ["linux/amd64"]
     assert inputs["context"] == {"location": "images/python-ml"}
     assert inputs["dockerfile"] == {"location": "images/python-ml/Dockerfile"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.cache import GitHubActionsCache, InlineCache, RegistryCache
+from components.cache import GitHubActionsCache, LocalCache, RegistryCache
 from components.errors import InputError
 from components.settings import load_settings
 
@@ -20,9 +20,9 @@ def settings_error(raw: dict, secret_keys: frozenset[str] = frozenset()) -> Inpu
 def test_local_stack_loads(local_config):
     settings = load_settings(local_config, "local")
     assert settings.registry.repository("tools") == "localhost:5000/base-images/tools"
-    assert settings.builder.name == "default"
-    assert settings.builder.driver == "docker"
-    assert settings.caches == (InlineCache(type="inline"),)
+    assert settings.builder.name == "base-images-local"
+    assert settings.builder.driver == "remote"
+    assert [type(cache) for cache in settings.caches] == [LocalCache]
 
 
 def test_ci_stack_loads(ci_config):
@@ -116,7 +116,7 @@ def test_plain_password_rejected_and_hidden():
 def test_docker_driver_cache_export_rejected():
     raw = {
         "registry": LOCAL_REGISTRY,
-        "builder": {"name": "default", "driver": "docker"},
+        "builder": {"name": "default", "driver": "docker", "exec": True},
         "caches": [{"type": "registry"}],
     }
     error = settings_error(raw)
@@ -127,15 +127,21 @@ def test_docker_driver_cache_export_rejected():
 def test_docker_driver_read_only_cache_allowed():
     raw = {
         "registry": LOCAL_REGISTRY,
-        "builder": {"name": "default", "driver": "docker"},
+        "builder": {"name": "default", "driver": "docker", "exec": True},
         "caches": [{"type": "registry", "export": False}, {"type": "inline"}],
     }
     assert len(load_settings(raw, "unit").caches) == 2
 
 
 def test_docker_driver_multi_platform_rejected():
-    raw = {"registry": LOCAL_REGISTRY, "builder": {"driver": "docker", "platforms": ["linux/amd64", "linux/arm64"]}}
+    raw = {"registry": LOCAL_REGISTRY, "builder": {"driver": "docker", "exec": True, "platforms": ["linux/amd64", "linux/arm64"]}}
     assert "builds one platform at a time" in str(settings_error(raw))
+
+
+def test_docker_driver_needs_exec():
+    error = settings_error({"registry": LOCAL_REGISTRY, "builder": {"name": "default", "driver": "docker"}})
+    assert "base-images:builder" in str(error)
+    assert "set builder.exec to true" in str(error)
 
 
 def test_base_image_stack_build_arg_rejected():
