@@ -69,6 +69,28 @@ class RegistryClient:
         config, _ = self._get(f"{repository}/blobs/{manifest['config']['digest']}")
         return json.loads(config)
 
+    def copy_image(self, repository: str, reference: str, target: RegistryClient) -> None:
+        """Copy one single-platform image to `target` through the HTTP API, blobs first."""
+        body, headers = self._get(f"{repository}/manifests/{reference}", MANIFEST_TYPES)
+        manifest = json.loads(body)
+        for descriptor in [manifest["config"], *manifest["layers"]]:
+            blob, _ = self._get(f"{repository}/blobs/{descriptor['digest']}")
+            target.put_blob(repository, descriptor["digest"], blob)
+        target._send("PUT", f"{repository}/manifests/{reference}", body, headers["Content-Type"])
+
+    def put_blob(self, repository: str, digest: str, blob: bytes) -> None:
+        _, headers = self._send("POST", f"{repository}/blobs/uploads/", b"", "application/octet-stream")
+        location = headers["Location"]
+        separator = "&" if "?" in location else "?"
+        self._send("PUT", f"{location}{separator}digest={digest}", blob, "application/octet-stream")
+
+    def _send(self, method: str, path: str, body: bytes, content_type: str) -> tuple[bytes, dict[str, str]]:
+        url = path if path.startswith("http") else f"http://{self.address}/v2/{path}"
+        request = urllib.request.Request(url, data=body, method=method)
+        request.add_header("Content-Type", content_type)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.read(), dict(response.headers)
+
     def labels(self, repository: str, reference: str) -> dict[str, str]:
         return self.image_config(repository, reference).get("config", {}).get("Labels") or {}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 from pulumi import automation as auto
@@ -47,8 +49,19 @@ def test_fresh_up_builds_parents_first(deployed, registry):
         pushed = registry.manifest_digest(project.repository(name), "latest")
         assert pushed == outputs[name]["digest"], f"{name}: registry has {pushed}"
         if parent:
-            labels = registry.labels(project.repository(name), outputs[name]["digest"])
-            assert labels["org.opencontainers.image.base.digest"] == outputs[parent]["digest"], name
+            assert_built_on(registry, project, name, outputs[name]["digest"], outputs[parent])
+
+
+def assert_built_on(registry, project, name: str, digest: str, parent: dict) -> None:
+    """Check in the registry that image `name` was built from exactly `parent`'s pushed digest."""
+    config = registry.image_config(project.repository(name), digest)
+    labels = config["config"]["Labels"]
+    assert labels["org.opencontainers.image.base.name"] == parent["ref"], f"{name} was built FROM {labels['org.opencontainers.image.base.name']}"
+    assert labels["org.opencontainers.image.base.digest"] == parent["digest"], name
+
+    parent_config = registry.image_config(parent["repository"].split("/", 1)[1], parent["digest"])
+    parent_layers = parent_config["rootfs"]["diff_ids"]
+    assert config["rootfs"]["diff_ids"][: len(parent_layers)] == parent_layers, f"{name} does not start with its parent's layers"
 
 
 def test_noop_preview_and_fresh_clone(deployed, work_root):
@@ -97,8 +110,7 @@ def test_root_edit_rebuilds_descendants(work_root, registry):
         assert outputs[name]["digest"] != image_outputs(before)[name]["digest"], name
         parent = FIXTURE_PARENTS[name]
         if parent:
-            labels = registry.labels(project.repository(name), outputs[name]["digest"])
-            assert labels["org.opencontainers.image.base.digest"] == outputs[parent]["digest"], name
+            assert_built_on(registry, project, name, outputs[name]["digest"], outputs[parent])
 
 
 def test_fresh_stack_preview_lists_creates(work_root):
@@ -133,11 +145,7 @@ def test_registry_down_then_resume(work_root):
     throwaway = ThrowawayRegistry(work_root / "registry-down")
     throwaway.start()
     try:
-        seed = subprocess_run_docker(
-            ["tag", "localhost:5000/fixtures/busybox:1", f"{throwaway.address}/fixtures/busybox:1"],
-            ["push", f"{throwaway.address}/fixtures/busybox:1"],
-        )
-        assert seed == 0
+        RegistryClient("localhost:5000").copy_image("fixtures/busybox", "1", RegistryClient(throwaway.address))
 
         project = FixtureProject(work_root, throwaway.address)
         stack = project.configure()
@@ -168,16 +176,6 @@ def test_registry_down_then_resume(work_root):
         throwaway.stop()
 
 
-def subprocess_run_docker(*commands: list[str]) -> int:
-    import subprocess
-
-    for command in commands:
-        result = subprocess.run(["/usr/bin/docker", *command], capture_output=True, text=True, timeout=300)
-        if result.returncode != 0:
-            return result.returncode
-    return 0
-
-
 def test_secret_never_in_plain_text(work_root):
     project = FixtureProject(work_root, "localhost:5000")
     stack = project.configure(registry={"address": "localhost:5000", "namespace": project.namespace, "username": "ci"})
@@ -185,7 +183,17 @@ def test_secret_never_in_plain_text(work_root):
 
     preview_run, _ = project.preview(stack)
     up_run, result = project.up(stack)
-    exported = json.dumps(stack.export_stack().deployment)
+    # The Automation API's export_stack decrypts secrets, so run the plain
+    # command that a user would run.
+    exported = subprocess.run(
+        ["pulumi", "stack", "export", "--stack", project.stack_name],
+        cwd=project.path,
+        env={**os.environ, **project.workspace_env()},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert '"ciphertext"' in exported, "the registry password is not stored as a secret"
     stack_file = (project.path / f"Pulumi.{project.stack_name}.yaml").read_text()
 
     assert SECRET_MARKER not in "\n".join(preview_run.output)
