@@ -47,8 +47,17 @@ BUILDX_STORE="${BUILDX_CONFIG:-${DOCKER_CONFIG:-$HOME/.docker}/buildx}"
 log() { printf 'builder: %s\n' "$*" >&2; }
 die() { printf 'builder: error: %s\n' "$*" >&2; exit 1; }
 
+# True when a buildkitd answers on the unix socket $1 (default: this project's).
 responds() {
-    [[ -S "$SOCKET" ]] && timeout 5 "$BUILDCTL" --addr "unix://$SOCKET" debug workers > /dev/null 2>&1
+    local socket="${1:-$SOCKET}"
+    [[ -S "$socket" ]] && timeout 5 "$BUILDCTL" --addr "unix://$socket" debug workers > /dev/null 2>&1
+}
+
+# Print the socket of the builder already registered under $BUILDER_NAME, if any.
+registered_socket() {
+    local instance="$BUILDX_STORE/instances/$BUILDER_NAME"
+    [[ -f "$instance" ]] || return 0
+    grep -o '"Endpoint":"unix://[^"]*"' "$instance" | sed 's/^"Endpoint":"unix:\/\///; s/"$//' || true
 }
 
 binaries_current() {
@@ -117,9 +126,18 @@ JSON
 cmd_start() {
     binaries_current || build_binaries
     command -v runc > /dev/null || die "runc not found; install Debian's runc package (make setup does)"
+
+    # Another checkout's buildkitd may already serve the builder; it shares
+    # the state folder, so a second daemon could not start anyway.
+    local existing
+    existing="$(registered_socket)"
+    if [[ -n "$existing" && "$existing" != "$SOCKET" ]] && responds "$existing"; then
+        log "builder $BUILDER_NAME already served by buildkitd on unix://$existing (not started here, so 'stop' leaves it alone)"
+        return
+    fi
+
     write_config
     register_builder
-
     if responds; then
         log "buildkitd already running on unix://$SOCKET"
         return
