@@ -137,8 +137,8 @@ cmd_start() {
     fi
 
     write_config
-    register_builder
     if responds; then
+        register_builder
         log "buildkitd already running on unix://$SOCKET"
         return
     fi
@@ -148,6 +148,7 @@ cmd_start() {
     echo $! > "$PIDFILE"
     for _ in $(seq 1 60); do
         if responds; then
+            register_builder
             log "started buildkitd v$BUILDKIT_VERSION (pid $(cat "$PIDFILE")) on unix://$SOCKET as buildx builder $BUILDER_NAME"
             log "'make down' stops it"
             return
