@@ -47,7 +47,7 @@ BUILDX_STORE="${BUILDX_CONFIG:-${DOCKER_CONFIG:-$HOME/.docker}/buildx}"
 log() { printf 'builder: %s\n' "$*" >&2; }
 die() { printf 'builder: error: %s\n' "$*" >&2; exit 1; }
 
-# True when a buildkitd answers on the unix socket $1 (default: this project's).
+# True when a buildkitd responds on the unix socket $1 (default: this project's).
 responds() {
     local socket="${1:-$SOCKET}"
     [[ -S "$socket" ]] && timeout 5 "$BUILDCTL" --addr "unix://$socket" debug workers > /dev/null 2>&1

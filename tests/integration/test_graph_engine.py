@@ -1,4 +1,4 @@
-"""The image graph on the real engine: Pulumi, Docker Engine's BuildKit and a local registry."""
+"""The image graph on the real engine: Pulumi, a standalone buildkitd and a local registry."""
 
 from __future__ import annotations
 
