@@ -33,7 +33,7 @@ DOCKER ?= /usr/bin/docker
 
 .PHONY: help
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
 
 $(VENV)/.requirements: requirements.txt
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
@@ -43,8 +43,21 @@ $(VENV)/.requirements: requirements.txt
 .PHONY: venv
 venv: $(VENV)/.requirements ## Create the virtualenv with the pinned requirements.
 
+# Mermaid and jsdom from npm, pinned in tools/package-lock.json, render the
+# Mermaid blocks that the README and the build report contain (see
+# tools/check-mermaid.mjs). Node.js 20.19 or later runs them.
+NODE_TOOLS := $(PROJECT_DIR)/tools/node_modules/.installed
+
+$(NODE_TOOLS): tools/package.json tools/package-lock.json
+	@command -v npm > /dev/null || { echo "error: npm not found; install Node.js 20.19 or later with npm" >&2; exit 1; }
+	npm ci --prefix $(PROJECT_DIR)/tools --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: node-tools
+node-tools: $(NODE_TOOLS) ## Install the pinned Mermaid renderer that checks the generated diagrams.
+
 .PHONY: test-unit
-test-unit: venv ## Unit tests: no Docker daemon or Pulumi CLI needed, under a minute.
+test-unit: venv node-tools ## Unit tests: no Docker daemon or Pulumi CLI needed, under a minute.
 	$(PYTHON) -m pytest tests/unit
 
 .PHONY: toolchain
@@ -79,16 +92,49 @@ stack: setup
 preview: mirror stack ## Show which images would change on the stack, and why.
 	pulumi preview --stack $(STACK) --diff --non-interactive
 
+# Output format of `make explain` and `make upstream-check`: text or markdown.
+FORMAT ?= text
+# Folder of the build report that `make up` and `make report` write.
+REPORT_DIR ?= $(PROJECT_DIR)/.local/reports/$(STACK)
+
+.PHONY: explain
+explain: mirror stack ## Say why each image would change and which services that reaches (FORMAT=markdown for Markdown).
+	$(PYTHON) -m components.explain --stack $(STACK) --format $(FORMAT)
+
 .PHONY: up
-up: mirror stack ## Build and push every changed image on the stack (local by default).
-	pulumi up --stack $(STACK) --yes --continue-on-error --non-interactive
+up: mirror stack ## Build and push every changed image on the stack (local by default), then write the build report.
+	$(PYTHON) -m components.deploy up --stack $(STACK) --report-dir $(REPORT_DIR)
+
+.PHONY: report
+report: venv ## Write the build report again from the events that the last `make up` recorded.
+	$(PYTHON) -m components.build_report $(REPORT_DIR)/build-events.jsonl --stack $(STACK) --out $(REPORT_DIR)
+
+.PHONY: upstream-check
+upstream-check: venv ## Check whether each upstream base's tag moved from its pinned digest (FORMAT=markdown for Markdown).
+	$(PYTHON) -m components.upstream_check --stack $(STACK) --format $(FORMAT)
 
 .PHONY: fixture-base
 fixture-base: services
 	$(PROJECT_DIR)/scripts/fixture-base.sh
 
+.PHONY: emulation
+emulation: ## Register QEMU user emulation, so the builders can build linux/arm64 images.
+	$(PROJECT_DIR)/scripts/emulation.sh start
+
+.PHONY: fixture-multiarch
+fixture-multiarch: services emulation fixture-base
+	$(PROJECT_DIR)/scripts/fixture-multiarch.sh
+
+.PHONY: buildx-plugin
+buildx-plugin: ## Install the docker buildx CLI plugin that builder.exec (exec mode) runs.
+	$(PROJECT_DIR)/scripts/buildx-plugin.sh install
+
+.PHONY: bench-cache
+bench-cache: setup fixture-base ## Time cold-builder rebuilds of the test graph with and without a registry cache.
+	$(PYTHON) -m bench.cache_bench
+
 .PHONY: test-integration
-test-integration: setup fixture-base ## Integration tests on the real engine, BuildKit and registry.
+test-integration: setup fixture-base fixture-multiarch buildx-plugin node-tools ## Integration tests on the real engine, BuildKit and registry.
 	$(PYTHON) -m pytest tests/integration
 
 .PHONY: test

@@ -68,7 +68,7 @@ class ImageEntry(CatalogModel):
     )
     platforms: tuple[str, ...] | None = Field(
         default=None,
-        description="Platforms to build; the builder's platforms when unset.",
+        description="Platforms to build; the parent's platforms when unset, and the builder's for a root image.",
     )
     build_args: dict[str, str] = Field(
         default_factory=dict, description="Build arguments for this image only."
@@ -120,6 +120,19 @@ class Catalog(BaseModel):
 
     def dockerfile_path(self, entry: ImageEntry) -> Path:
         return self.context_dir(entry) / entry.dockerfile
+
+    def platforms(self, entry: ImageEntry, default: tuple[str, ...]) -> tuple[str, ...]:
+        """Return the platforms `entry` is built for: its own, else its nearest ancestor's, else `default`.
+
+        A child that names none is built for every platform of its parent's
+        pushed index, so a multi-platform parent gets multi-platform children.
+        """
+        current: ImageEntry | None = entry
+        while current is not None:
+            if current.platforms:
+                return current.platforms
+            current = self.image(current.parent) if current.parent else None
+        return default
 
     def children(self, name: str) -> list[ImageEntry]:
         return [entry for entry in self.images if entry.parent == name]

@@ -64,9 +64,14 @@ def buildx_create_args(builder: BuilderSettings, buildkit_image: str) -> list[st
         args.append(f"--name={builder.name}")
 
     # BuildKit runs a RUN step on the host network only when the daemon allows
-    # the network.host entitlement. No other entitlement is granted.
-    if builder.network == "host":
-        args.append("--buildkitd-flags=--allow-insecure-entitlement network.host")
+    # the network.host entitlement. Each entitlement that the stack declares in
+    # builder.entitlements is granted, so the program's check holds in CI.
+    granted = builder.entitlements
+    if granted is None:
+        granted = ("network.host",) if builder.network == "host" else ()
+    if granted:
+        flags = " ".join(f"--allow-insecure-entitlement {entitlement}" for entitlement in granted)
+        args.append(f"--buildkitd-flags={flags}")
 
     args += ["--use", "--bootstrap"]
     return args

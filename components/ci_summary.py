@@ -1,8 +1,9 @@
 """Markdown summaries for the CI workflow: what a preview would change, and what an update pushed.
 
 Run `python -m components.ci_summary preview --stack ci preview.json` on the
-output of `pulumi preview --json --show-sames`, or `... outputs --stack ci
-outputs.json` on the output of `pulumi stack output --json`. The Markdown goes
+output of `pulumi preview --json --show-sames` (components/explain.py gives
+the reasons), or `... outputs --stack ci outputs.json` on the output of
+`pulumi stack output --json`. The Markdown goes
 to standard output; the workflow appends it to the job summary and posts the
 preview to the pull request.
 """
@@ -14,18 +15,15 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-IMAGE_TYPE: Final = "docker-build:index:Image"
-# BaseImage names its docker-build Image f"{image}-image".
-IMAGE_RESOURCE_SUFFIX: Final = "-image"
-
-# Operations of `pulumi preview --json` (the StepOp values of Pulumi's engine)
-# that leave a resource as it is.
-UNCHANGED_OPS: Final = frozenset({"same", "read", "refresh"})
-# Replacement steps that the engine reports besides the logical "replace".
-REPLACEMENT_OPS: Final = frozenset(
-    {"replace", "create-replacement", "delete-replaced", "read-replacement", "discard-replaced", "import-replacement"}
+from components.explain import ProjectView, explain_preview, load_project, render_markdown_table
+from components.preview_digest import (
+    IMAGE_TYPE,
+    REPLACEMENT_OPS,
+    UNCHANGED_OPS,
+    error_messages,
+    parse_urn,
 )
 
 
@@ -42,15 +40,6 @@ class Change:
     name: str
     operation: str
     inputs: tuple[str, ...]
-
-
-def parse_urn(urn: str) -> tuple[str, str]:
-    """Return the resource type and name of `urn:pulumi:<stack>::<project>::<parent types$type>::<name>`."""
-    parts = urn.split("::")
-    if len(parts) < 4:
-        raise ValueError(f"invalid resource URN {urn!r}; expected urn:pulumi:<stack>::<project>::<type>::<name>")
-    qualified_type = parts[2]
-    return qualified_type.split("$")[-1], "::".join(parts[3:])
 
 
 def preview_changes(digest: dict[str, Any]) -> tuple[list[Change], int]:
@@ -79,8 +68,14 @@ def preview_changes(digest: dict[str, Any]) -> tuple[list[Change], int]:
     return list(changes.values()), len(images)
 
 
-def render_preview(stack: str, digest: dict[str, Any] | None, succeeded: bool) -> str:
-    """Render a preview as Markdown: the images that would change first, then every other changed resource."""
+def render_preview(
+    stack: str, digest: dict[str, Any] | None, succeeded: bool, project: ProjectView | None = None
+) -> str:
+    """Render a preview as Markdown: why each image would change, then every other changed resource.
+
+    `project` supplies the catalog and working tree behind the file lists
+    and services; without it the reasons name settings and parents only.
+    """
     lines = [comment_marker(stack), f"### Preview of stack `{stack}`", ""]
     if not succeeded or digest is None:
         lines.append("The preview failed, so this list is incomplete or missing. The job log has the error.")
@@ -88,23 +83,15 @@ def render_preview(stack: str, digest: dict[str, Any] | None, succeeded: bool) -
     if digest is None:
         return "\n".join(lines)
 
-    changes, image_count = preview_changes(digest)
-    image_changes = [change for change in changes if change.type == IMAGE_TYPE]
+    changes, _ = preview_changes(digest)
     other_changes = [
         change
         for change in changes
         if change.type != IMAGE_TYPE and not _is_bookkeeping(change.type)
     ]
 
-    if image_changes:
-        lines.append(f"{len(image_changes)} of {image_count} images would change:")
-        lines += ["", "| image | change | changed inputs |", "| --- | --- | --- |"]
-        for change in sorted(image_changes, key=lambda item: item.name):
-            image = change.name.removesuffix(IMAGE_RESOURCE_SUFFIX)
-            inputs = ", ".join(f"`{name}`" for name in change.inputs) or "-"
-            lines.append(f"| `{image}` | {change.operation} | {inputs} |")
-    else:
-        lines.append(f"No image would change ({image_count} listed).")
+    explanation = explain_preview(stack, digest, project or ProjectView(root=Path.cwd()))
+    lines += render_markdown_table(explanation)
 
     if other_changes:
         lines += ["", "Other resources that would change:", ""]
@@ -113,15 +100,6 @@ def render_preview(stack: str, digest: dict[str, Any] | None, succeeded: bool) -
             lines.append(f"| `{change.name}` | `{change.type}` | {change.operation} |")
 
     return "\n".join(lines)
-
-
-def error_messages(digest: dict[str, Any]) -> list[str]:
-    """Return the error diagnostics of a preview digest, which `--json` keeps out of the job log."""
-    return [
-        diagnostic.get("message", "").rstrip()
-        for diagnostic in digest.get("diagnostics") or []
-        if diagnostic.get("severity") == "error"
-    ]
 
 
 def render_outputs(stack: str, outputs: dict[str, Any]) -> str:
@@ -178,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         default="success",
         help="Outcome of the preview step as GitHub Actions reports it (success, failure, cancelled).",
     )
+    preview.add_argument(
+        "--project-dir",
+        type=Path,
+        default=Path.cwd(),
+        help="Project folder whose catalog and build contexts the preview used (default: the current folder).",
+    )
 
     outputs = commands.add_parser("outputs", help="Summarise `pulumi stack output --json` output.")
     outputs.add_argument("outputs", type=Path, help="File with the stack outputs as JSON.")
@@ -190,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         # secrets, because the Markdown may be posted where anyone can read it.
         for message in error_messages(digest or {}):
             print(message, file=sys.stderr)
-        print(render_preview(args.stack, digest, succeeded=args.outcome == "success"))
+        project = load_project(args.project_dir.resolve(), digest) if digest else None
+        print(render_preview(args.stack, digest, succeeded=args.outcome == "success", project=project))
         return 0
 
     document = _read_json(args.outputs)

@@ -91,7 +91,7 @@ class ImageGraph(pulumi.ComponentResource):
             base_ref=base_ref,
             base_digest=base_digest,
             revision=revision,
-            platforms=list(entry.platforms or settings.builder.platforms),
+            platforms=list(catalog.platforms(entry, settings.builder.platforms)),
             builder=settings.builder,
             build_args={**entry.build_args, **settings.build_args},
             cache_from=cache_from,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.buildx_plugin import exec_plugin_problem
 from components.catalog import Catalog, load_catalog
 from components.errors import InputError, Problem
 from components.settings import NAMESPACE, StackSecrets, StackSettings, read_stack_settings
@@ -43,6 +44,12 @@ def load_inputs(project_dir: Path) -> Inputs:
 
     if settings is not None and catalog is not None:
         problems += check_against_catalog(settings, catalog)
+
+    # The provider runs the plugin on this machine, so its absence is known now.
+    if settings is not None and settings.builder.exec:
+        plugin_problem = exec_plugin_problem(f"Pulumi.{settings.stack}.yaml {NAMESPACE}:builder.exec")
+        if plugin_problem is not None:
+            problems.append(plugin_problem)
 
     ca_bundle_pem = None
     if settings is not None and settings.ca_bundle:
@@ -87,13 +94,14 @@ def check_against_catalog(settings: StackSettings, catalog: Catalog) -> list[Pro
             )
 
     # A child is built on its parent's manifest, so it can only target
-    # platforms that the parent was built for.
+    # platforms that the parent was built for. A child that names none
+    # inherits its parent's and cannot conflict.
     for entry in catalog.images:
-        if entry.parent is None:
+        if entry.parent is None or not entry.platforms:
             continue
         parent = catalog.image(entry.parent)
-        own = set(entry.platforms or settings.builder.platforms)
-        inherited = set(parent.platforms or settings.builder.platforms)
+        own = set(entry.platforms)
+        inherited = set(catalog.platforms(parent, settings.builder.platforms))
         missing = sorted(own - inherited)
         if missing:
             problems.append(
@@ -104,4 +112,20 @@ def check_against_catalog(settings: StackSettings, catalog: Catalog) -> list[Pro
                     f"add them to {parent.name}'s platforms or remove them from {entry.name}",
                 )
             )
+
+    # Docker Engine's builder with the classic image store pushes one
+    # platform per build, so a multi-platform image would fail at its push.
+    if settings.builder.driver == "docker":
+        for entry in catalog.images:
+            platforms = catalog.platforms(entry, settings.builder.platforms)
+            if len(platforms) > 1:
+                problems.append(
+                    Problem(
+                        f"{catalog.path.name}: {entry.name}.platforms",
+                        list(platforms),
+                        f"{settings.builder.describe()} builds one platform at a time",
+                        "list one platform for this image and its parents, or build on a remote or "
+                        "docker-container builder such as base-images-local",
+                    )
+                )
     return problems

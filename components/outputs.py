@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 
 from components.catalog import Catalog
+from components.context_files import context_files
 from components.graph import build_levels, critical_path
 from components.image_graph import ImageGraph
 
@@ -37,6 +38,20 @@ def export_outputs(graph: ImageGraph, catalog: Catalog) -> None:
 
     pulumi.export("consumers", {entry.name: list(entry.consumers) for entry in catalog.images})
     pulumi.export("services", services_by_image(catalog))
+    pulumi.export("contextFiles", context_files_by_image(graph, catalog))
+
+
+def context_files_by_image(graph: ImageGraph, catalog: Catalog) -> dict[str, pulumi.Output[dict]]:
+    """Map each image to the files of its build context, for `python -m components.explain`.
+
+    Each map resolves only once its image is built, so the entry of an image
+    whose build failed contains no file map, rather than files it was never built from.
+    """
+    files_by_image: dict[str, pulumi.Output[dict]] = {}
+    for entry in catalog.images:
+        files = context_files(catalog.context_dir(entry), catalog.dockerfile_path(entry))
+        files_by_image[entry.name] = graph.images[entry.name].digest.apply(lambda _, files=files: files)
+    return files_by_image
 
 
 def services_by_image(catalog: Catalog) -> dict[str, list[str]]:

@@ -98,6 +98,20 @@ class TaggingSettings(SettingsModel):
 
 
 DriverName = Literal["docker", "docker-container", "remote", "kubernetes"]
+EntitlementName = Literal["network.host", "security.insecure"]
+
+# Insecure entitlements that each driver's builder grants when the stack
+# declares none. Docker Engine grants network.host unless its daemon.json sets
+# builder.entitlements.network-host to false (moby v28 builder-next). buildx
+# v0.35 starts a docker-container or kubernetes builder with network.host
+# unless `buildx create` passes other --allow-insecure-entitlement flags. A
+# standalone buildkitd grants none unless its config lists them.
+DRIVER_ENTITLEMENTS: Final[dict[str, tuple[str, ...]]] = {
+    "docker": ("network.host",),
+    "docker-container": ("network.host",),
+    "kubernetes": ("network.host",),
+    "remote": (),
+}
 
 
 class BuilderSettings(SettingsModel):
@@ -115,12 +129,21 @@ class BuilderSettings(SettingsModel):
         default="default",
         description="Network mode of RUN steps; host needs the network.host entitlement on the builder.",
     )
+    entitlements: tuple[EntitlementName, ...] | None = Field(
+        default=None,
+        description=(
+            "Insecure entitlements the builder grants, as configured on the builder itself; unset means "
+            "the driver's default: network.host for docker, docker-container and kubernetes, none for remote."
+        ),
+    )
     exec: bool = Field(
         default=False,
         description="Run builds through the docker buildx command instead of the provider's embedded client.",
     )
     platforms: tuple[str, ...] = Field(
-        default=("linux/amd64",), min_length=1, description="Platforms built for images that name none."
+        default=("linux/amd64",),
+        min_length=1,
+        description="Platforms built for root images that name none; a child inherits its parent's.",
     )
     build_on_preview: bool = Field(
         default=False,
@@ -158,6 +181,39 @@ class BuilderSettings(SettingsModel):
                 f"{len(self.platforms)}; use a docker-container or remote builder"
             )
         return self
+
+    @model_validator(mode="after")
+    def _network_entitled(self) -> BuilderSettings:
+        # BuildKit rejects a build that asks for host networking unless the
+        # daemon grants network.host, and it says so only when the first
+        # image builds. BuildKit's API does not report the granted
+        # entitlements, so the stack declares them and this check trusts it.
+        if self.network != "host" or "network.host" in self.granted_entitlements():
+            return self
+        declared = (
+            f"builder.entitlements is {list(self.entitlements)}"
+            if self.entitlements is not None
+            else f"builder.entitlements is unset and a {self.driver} builder grants none by default"
+        )
+        raise ValueError(
+            f"builder.network 'host' needs the network.host entitlement, but {self.describe()} "
+            f"does not grant it, because {declared}; "
+            "set builder.network to default, or grant network.host on the builder (buildkitd "
+            "--allow-insecure-entitlement network.host, or insecure-entitlements in buildkitd.toml) "
+            "and add network.host to builder.entitlements"
+        )
+
+    def granted_entitlements(self) -> tuple[str, ...]:
+        """Return the entitlements the builder grants: the declared ones, else the driver's default."""
+        if self.entitlements is not None:
+            return self.entitlements
+        return DRIVER_ENTITLEMENTS[self.driver]
+
+    def describe(self) -> str:
+        """Name the builder for messages, such as "builder 'base-images-local' (driver remote)"."""
+        if self.name:
+            return f"builder {self.name!r} (driver {self.driver})"
+        return f"the provider's default builder (driver {self.driver})"
 
 
 class GitHubSettings(SettingsModel):
@@ -371,6 +427,9 @@ def _cross_check(
 ) -> list[Problem]:
     problems: list[Problem] = []
 
+    # NOTE: Docker Engine's builder exports other cache types when the engine
+    # uses the containerd image store (Docker 24 and later, opt-in). This
+    # check assumes the classic store, which the local Docker Engine 20.10 has.
     if settings.builder.driver == "docker":
         for index, backend in enumerate(caches):
             if backend.export and not isinstance(backend, InlineCache):
@@ -378,8 +437,11 @@ def _cross_check(
                     Problem(
                         f"{prefix}caches[{index}].export",
                         backend.type,
-                        "builder.driver 'docker' can export only inline cache",
-                        "set `export: false` on this backend, use type inline, or select a docker-container or remote builder",
+                        f"{settings.builder.describe()}, Docker Engine's built-in builder, can export only "
+                        f"inline cache, so it cannot export this {backend.type} cache",
+                        "set `export: false` on this backend to only import from it, change its type to inline, "
+                        "or set builder.name and builder.driver to a remote or docker-container builder "
+                        "such as base-images-local (driver remote), which `make setup` starts",
                     )
                 )
 

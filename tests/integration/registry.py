@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import socket
@@ -54,6 +55,23 @@ class RegistryClient:
             raise
         return headers["Docker-Content-Digest"]
 
+    def manifest(self, repository: str, reference: str) -> dict[str, Any]:
+        """Return the manifest or index that `reference` names, parsed."""
+        body, headers = self._get(f"{repository}/manifests/{reference}", MANIFEST_TYPES)
+        manifest = json.loads(body)
+        manifest.setdefault("mediaType", headers.get("Content-Type", ""))
+        return manifest
+
+    def delete_manifest(self, repository: str, reference: str) -> None:
+        """Delete the manifest that `reference` names; the registry must allow deletes."""
+        digest = self.manifest_digest(repository, reference)
+        assert digest, f"{repository}:{reference} not found"
+        self._send("DELETE", f"{repository}/manifests/{digest}", b"", "application/octet-stream")
+
+    def blob(self, repository: str, digest: str) -> bytes:
+        body, _ = self._get(f"{repository}/blobs/{digest}")
+        return body
+
     def image_config(self, repository: str, reference: str) -> dict[str, Any]:
         """Return the image config of `reference`, taking the linux/amd64 entry of an index."""
         body, headers = self._get(f"{repository}/manifests/{reference}", MANIFEST_TYPES)
@@ -77,6 +95,30 @@ class RegistryClient:
             blob, _ = self._get(f"{repository}/blobs/{descriptor['digest']}")
             target.put_blob(repository, descriptor["digest"], blob)
         target._send("PUT", f"{repository}/manifests/{reference}", body, headers["Content-Type"])
+
+    def push_labelled_copy(self, source: str, reference: str, target: str, tag: str, label: str) -> str:
+        """Push a copy of one single-platform image to `target:tag` with one more label; return its digest.
+
+        A new label gives a new config blob, so the copy has a digest of its
+        own, which is how a tag moves to a new build upstream.
+        """
+        body, headers = self._get(f"{source}/manifests/{reference}", MANIFEST_TYPES)
+        manifest = json.loads(body)
+        for descriptor in manifest["layers"]:
+            blob, _ = self._get(f"{source}/blobs/{descriptor['digest']}")
+            self.put_blob(target, descriptor["digest"], blob)
+
+        config_blob, _ = self._get(f"{source}/blobs/{manifest['config']['digest']}")
+        config = json.loads(config_blob)
+        config.setdefault("config", {}).setdefault("Labels", {})["io.base-images.test"] = label
+        new_config = json.dumps(config).encode()
+        config_digest = "sha256:" + hashlib.sha256(new_config).hexdigest()
+        self.put_blob(target, config_digest, new_config)
+
+        manifest["config"] = {**manifest["config"], "digest": config_digest, "size": len(new_config)}
+        new_manifest = json.dumps(manifest).encode()
+        self._send("PUT", f"{target}/manifests/{tag}", new_manifest, headers["Content-Type"])
+        return "sha256:" + hashlib.sha256(new_manifest).hexdigest()
 
     def put_blob(self, repository: str, digest: str, blob: bytes) -> None:
         _, headers = self._send("POST", f"{repository}/blobs/uploads/", b"", "application/octet-stream")

@@ -9,6 +9,7 @@ import pytest
 
 from components import ci_builder, ci_summary
 from components.errors import InputError
+from components.explain import ProjectView
 from components.settings import BuilderSettings
 from tests.unit.harness import PROJECT_DIR
 
@@ -48,6 +49,13 @@ def test_builder_args_without_host_network():
     args = ci_builder.buildx_create_args(BuilderSettings(), BUILDKIT_IMAGE)
     assert not any(arg.startswith("--buildkitd-flags") for arg in args)
     assert not any(arg.startswith("--name") for arg in args)
+
+
+def test_builder_args_grant_declared_entitlements():
+    builder = BuilderSettings(entitlements=("network.host", "security.insecure"))
+    args = ci_builder.buildx_create_args(builder, BUILDKIT_IMAGE)
+    expected = "--buildkitd-flags=--allow-insecure-entitlement network.host --allow-insecure-entitlement security.insecure"
+    assert expected in args
 
 
 def test_remote_driver_rejected_for_ci(tmp_path):
@@ -111,7 +119,7 @@ def test_render_preview_lists_changed_images():
     digest = {
         "steps": [
             image_step("python-base", "same"),
-            image_step("tools", "update", diffReasons=["context"]),
+            image_step("tools", "update", diffReasons=["contextHash"]),
             {"op": "create", "urn": ENVIRONMENT_URN},
             {"op": "create", "urn": PROVIDER_URN},
         ]
@@ -119,9 +127,20 @@ def test_render_preview_lists_changed_images():
     text = ci_summary.render_preview("ci", digest, succeeded=True)
     assert text.splitlines()[0] == ci_summary.comment_marker("ci")
     assert "1 of 2 images would change" in text
-    assert "| `tools` | update | `context` |" in text
+    assert "| `tools` | update | context changed: `tools` (files not compared without the catalog) | - |" in text
     assert "`github-environment`" in text
     assert "default_0_0_22" not in text
+
+
+def test_render_preview_names_services(catalog):
+    digest = {"steps": [image_step("tools", "update", diffReasons=["contextHash"])]}
+    project = ProjectView(root=PROJECT_DIR, catalog=catalog)
+    text = ci_summary.render_preview("ci", digest, succeeded=True, project=project)
+    assert (
+        "| `tools` | update | context changed: `images/tools` (the last update recorded no file list for this image) "
+        "| linter, tester |"
+    ) in text
+    assert "Services affected (2): `linter`, `tester`" in text
 
 
 def test_render_preview_no_change():

@@ -9,6 +9,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from components.catalog import BASE_IMAGE_ARG
+from components.context_files import context_files
 from components.graph import build_levels
 from tests.unit.harness import GraphMocks, fake_digest, plain_paths, run_program
 
@@ -132,6 +133,14 @@ def test_outputs_shape(local_run, catalog):
     assert local_run.exports["criticalPath"]["images"] == ["python-base", "tools"]
     assert local_run.exports["services"]["stt"] == ["python-ml", "python-ml-audio"]
     assert local_run.exports["consumers"]["tools"] == ["linter", "tester"]
+
+
+def test_context_files_exported(local_run, catalog):
+    files = local_run.exports["contextFiles"]
+    assert sorted(files) == sorted(entry.name for entry in catalog.images)
+    for entry in catalog.images:
+        assert "Dockerfile" in files[entry.name], f"{entry.name} lists no Dockerfile"
+        assert files[entry.name]["Dockerfile"] == context_files(catalog.context_dir(entry), catalog.dockerfile_path(entry))["Dockerfile"]
 
 
 def test_invalid_config_registers_nothing():

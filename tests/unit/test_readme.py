@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.readme import extract_block, generated_blocks
+from tests.mermaid_check import render_mermaid
 from tests.unit.harness import PROJECT_DIR
 
 README = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
@@ -19,3 +20,8 @@ def test_readme_block_current(name):
 def test_readme_names_test_command():
     assert "make test" in README
     assert "make up" in README
+
+
+def test_readme_mermaid_renders():
+    result = render_mermaid(PROJECT_DIR / "README.md")
+    assert result.returncode == 0, result.stderr

@@ -144,6 +144,54 @@ def test_docker_driver_needs_exec():
     assert "set builder.exec to true" in str(error)
 
 
+def test_docker_driver_cache_conflict_names_builder():
+    raw = {
+        "registry": LOCAL_REGISTRY,
+        "builder": {"name": "default", "driver": "docker", "exec": True},
+        "caches": [{"type": "local"}],
+    }
+    message = str(settings_error(raw))
+    assert "builder 'default' (driver docker)" in message
+    assert "cannot export this local cache" in message
+    assert "set `export: false` on this backend" in message
+
+
+def test_host_network_needs_entitlement():
+    raw = {"registry": LOCAL_REGISTRY, "builder": {"name": "bk", "driver": "remote", "network": "host"}}
+    message = str(settings_error(raw))
+    assert "base-images:builder: builder.network 'host' needs the network.host entitlement" in message
+    assert "builder 'bk' (driver remote) does not grant it" in message
+    assert "builder.entitlements is unset and a remote builder grants none by default" in message
+    assert "add network.host to builder.entitlements" in message
+
+
+def test_host_network_declared_entitlement_rejected():
+    builder = {"driver": "docker-container", "network": "host", "entitlements": ["security.insecure"]}
+    message = str(settings_error({"registry": LOCAL_REGISTRY, "builder": builder}))
+    assert "the provider's default builder (driver docker-container) does not grant it" in message
+    assert "builder.entitlements is ['security.insecure']" in message
+
+
+@pytest.mark.parametrize(
+    "builder",
+    [
+        {"driver": "remote", "network": "host", "entitlements": ["network.host"]},
+        {"driver": "docker-container", "network": "host"},
+        {"driver": "kubernetes", "network": "host"},
+        {"driver": "docker", "exec": True, "network": "host"},
+        {"driver": "remote", "network": "default"},
+    ],
+)
+def test_host_network_granted(builder):
+    settings = load_settings({"registry": LOCAL_REGISTRY, "builder": builder}, "unit")
+    assert settings.builder.network == builder["network"]
+
+
+def test_unknown_entitlement_named():
+    error = settings_error({"registry": LOCAL_REGISTRY, "builder": {"entitlements": ["network.hots"]}})
+    assert "base-images:builder.entitlements[0]" in str(error)
+
+
 def test_base_image_stack_build_arg_rejected():
     error = settings_error({"registry": LOCAL_REGISTRY, "buildArgs": {"BASE_IMAGE": "x"}})
     assert "base-images:buildArgs" in str(error)
