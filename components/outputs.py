@@ -15,6 +15,9 @@ def export_outputs(graph: ImageGraph, catalog: Catalog) -> None:
 
     A service stack pins its base with `images[<name>].ref`, which is
     `repository@sha256:...` and so never moves under it.
+
+    NOTE: when an image fails during `up`, Pulumi stores its unknown-value
+    placeholder in these outputs, not the digest still in the registry.
     """
     pulumi.export(
         "images",
