@@ -162,3 +162,21 @@ lint-workflows: venv $(ACTIONLINT) ## Check the GitHub Actions workflows with ac
 	$(ACTIONLINT) -shellcheck=$(VENV)/bin/shellcheck -pyflakes= .github/workflows/*.yml
 
 test: lint-workflows
+
+# Orchestration benchmarks against a plain buildctl script and buildx bake,
+# written to bench/results.json and BENCHMARKS.md; not part of `make test`.
+# The bake peer runs a buildx binary built from the Go module proxy at
+# BUILDX_VERSION, as actionlint is above.
+BENCH_BUILDX := $(TOOLS_CACHE)/buildx-v$(BUILDX_VERSION)/buildx
+# Minutes `make bench` waits for other builds and tests to finish first.
+BENCH_WAIT_MINUTES ?= 20
+BENCH_ARGS ?=
+
+$(BENCH_BUILDX):
+	@command -v go > /dev/null || { echo "error: go not found; install Go 1.25 or later to build buildx" >&2; exit 1; }
+	GOBIN=$(dir $@) go install -ldflags "-X github.com/docker/buildx/version.Version=v$(BUILDX_VERSION)" \
+		github.com/docker/buildx/cmd/buildx@v$(BUILDX_VERSION)
+
+.PHONY: bench
+bench: setup fixture-base $(BENCH_BUILDX) ## Benchmark parallelism, no-op cost and scale against a plain script and bake; writes BENCHMARKS.md.
+	$(PYTHON) -m bench --wait-quiet $(BENCH_WAIT_MINUTES) $(BENCH_ARGS)

@@ -1,4 +1,4 @@
-"""Where the docker-build provider finds the docker buildx CLI plugin for exec mode.
+"""Lookup of the docker buildx CLI plugin that the docker-build provider runs in exec mode.
 
 With base-images:builder.exec set, the provider runs `docker-buildx build`
 and looks the plugin up as the Docker CLI (docker/cli v29) does. Without the

@@ -52,8 +52,13 @@ class RegistryCache(CacheModel):
     """Cache stored as an artifact in a container registry."""
 
     type: Literal["registry"] = Field(description="Backend type.")
+    # BuildKit 0.31 pushes the image and this cache in parallel. With both in
+    # one repository, Debian's docker-registry 2.8 rejected one of two uploads
+    # of the same new layer in 3 of 90 local test builds; a ref in a
+    # repository of its own did not fail in 60, so that is the default.
+    # NOTE: registries of other vendors were not tested either way.
     ref: str = Field(
-        default="{repository}:buildcache",
+        default="{repository}-cache:buildcache",
         description="Per-image cache reference template; placeholders {image}, {stack}, {repository}.",
     )
     mode: CacheModeName = Field(

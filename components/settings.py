@@ -184,8 +184,8 @@ class BuilderSettings(SettingsModel):
 
     @model_validator(mode="after")
     def _network_entitled(self) -> BuilderSettings:
-        # BuildKit rejects a build that asks for host networking unless the
-        # daemon grants network.host, and it says so only when the first
+        # BuildKit rejects a build that requests host networking unless the
+        # daemon grants network.host, and it reports that only when the first
         # image builds. BuildKit's API does not report the granted
         # entitlements, so the stack declares them and this check trusts it.
         if self.network != "host" or "network.host" in self.granted_entitlements():

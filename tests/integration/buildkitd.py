@@ -1,11 +1,11 @@
 """A private buildkitd for tests and benchmarks that wipe a builder's cache.
 
 The shared builder from scripts/builder.sh may be busy with other builds, so
-a test that needs a cold builder starts its own daemon instead: its own state
-folder, its own unix socket and its own buildx builder, recorded in a private
-buildx store that the docker-build provider finds through BUILDX_CONFIG. The
-daemon listens on no TCP port. BuildKit's build history is where a test reads
-which steps BuildKit took from the cache.
+a test that needs a cold builder starts its own daemon instead. The daemon
+has its own state folder and unix socket, and no TCP port. Its buildx builder
+is recorded in a private buildx store, which the docker-build provider finds
+through BUILDX_CONFIG. A test reads from BuildKit's build history which steps
+BuildKit took from a cache.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class PrivateBuildkitd:
         self.start()
 
     def remove(self) -> None:
-        """Stop the daemon and delete its state, which holds gigabytes after a few builds."""
+        """Stop the daemon and delete its state, which takes gigabytes after a few builds."""
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -2,8 +2,8 @@
 
 The cache tests build the fixture graph on a private buildkitd, wipe that
 builder, change the root image's context and build again. BuildKit's build
-history then says which steps it reused from the configured cache, which is
-the only place they can come from on a wiped builder.
+history then shows which steps it reused from the configured cache, the
+only place they can come from on a wiped builder.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def test_exec_mode_docker_engine_builder(work_root, registry):
     assert labels["org.opencontainers.image.base.name"] == outputs["root"]["ref"]
 
     # Docker Engine's builder loads what it builds into the engine's image
-    # store before pushing; a standalone buildkitd never does.
+    # store before pushing, and a standalone buildkitd never does.
     loaded = f"{LOCAL_REGISTRY}/{project.repository('root')}:latest"
     inspect = subprocess.run(["/usr/bin/docker", "image", "inspect", loaded], capture_output=True, text=True)
     assert inspect.returncode == 0, f"{loaded} is not in Docker Engine's image store, so another builder built it"

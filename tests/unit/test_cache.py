@@ -39,8 +39,8 @@ def mapped(*backends):
 
 def test_registry_mapping():
     cache_from, cache_to = mapped(RegistryCache(type="registry", mode="max", image_manifest=True))
-    assert cache_from[0].registry.ref == "ghcr.io/org/base/tools:buildcache"
-    assert cache_to[0].registry.ref == "ghcr.io/org/base/tools:buildcache"
+    assert cache_from[0].registry.ref == "ghcr.io/org/base/tools-cache:buildcache"
+    assert cache_to[0].registry.ref == "ghcr.io/org/base/tools-cache:buildcache"
     assert cache_to[0].registry.mode == "max"
     assert cache_to[0].registry.image_manifest is True
 
