@@ -35,6 +35,23 @@ class CacheModel(BaseModel):
     )
 
 
+class ExportedCache(CacheModel):
+    """A backend that BuildKit exports to, with one location per image."""
+
+    mode: CacheModeName = Field(
+        default="min", description="min exports the final image's layers; max exports every stage."
+    )
+    ignore_error: bool = Field(
+        default=False, description="Let the build succeed when the cache export fails."
+    )
+
+    # Every subclass names its per-image location in one of these fields.
+    @field_validator("ref", "scope", "path", "name", check_fields=False)
+    @classmethod
+    def _per_image(cls, value: str) -> str:
+        return check_template(value)
+
+
 def check_template(template: str) -> str:
     """Reject a per-image template with unknown placeholders or none that names the image."""
     fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
@@ -48,7 +65,7 @@ def check_template(template: str) -> str:
     return template
 
 
-class RegistryCache(CacheModel):
+class RegistryCache(ExportedCache):
     """Cache stored as an artifact in a container registry."""
 
     type: Literal["registry"] = Field(description="Backend type.")
@@ -61,9 +78,6 @@ class RegistryCache(CacheModel):
         default="{repository}-cache:buildcache",
         description="Per-image cache reference template; placeholders {image}, {stack}, {repository}.",
     )
-    mode: CacheModeName = Field(
-        default="min", description="min exports the final image's layers; max exports every stage."
-    )
     image_manifest: bool | None = Field(
         default=None,
         description="Store the cache as an image manifest, for registries that reject cache manifest lists.",
@@ -71,17 +85,9 @@ class RegistryCache(CacheModel):
     oci_media_types: bool | None = Field(
         default=None, description="Use OCI media types in the cache manifest."
     )
-    ignore_error: bool = Field(
-        default=False, description="Let the build succeed when the cache export fails."
-    )
-
-    @field_validator("ref")
-    @classmethod
-    def _per_image(cls, value: str) -> str:
-        return check_template(value)
 
 
-class GitHubActionsCache(CacheModel):
+class GitHubActionsCache(ExportedCache):
     """Cache stored in the GitHub Actions cache service; needs the runner's cache token."""
 
     type: Literal["gha"] = Field(description="Backend type.")
@@ -89,16 +95,9 @@ class GitHubActionsCache(CacheModel):
         default="{stack}-{image}",
         description="Per-image cache scope template, unique per image and stack.",
     )
-    mode: CacheModeName = Field(default="min", description="min or max, as for the registry backend.")
-    ignore_error: bool = Field(default=False, description="Let the build succeed when the cache export fails.")
-
-    @field_validator("scope")
-    @classmethod
-    def _per_image(cls, value: str) -> str:
-        return check_template(value)
 
 
-class LocalCache(CacheModel):
+class LocalCache(ExportedCache):
     """Cache stored in a directory on the machine that runs the builder client."""
 
     type: Literal["local"] = Field(description="Backend type.")
@@ -106,16 +105,9 @@ class LocalCache(CacheModel):
         default=".cache/buildkit/{stack}/{image}",
         description="Per-image directory template, relative to the project folder unless absolute.",
     )
-    mode: CacheModeName = Field(default="min", description="min or max, as for the registry backend.")
-    ignore_error: bool = Field(default=False, description="Let the build succeed when the cache export fails.")
-
-    @field_validator("path")
-    @classmethod
-    def _per_image(cls, value: str) -> str:
-        return check_template(value)
 
 
-class S3Cache(CacheModel):
+class S3Cache(ExportedCache):
     """Cache stored in an S3 bucket; the secret key comes from base-images:s3SecretAccessKey or the builder's AWS environment."""
 
     type: Literal["s3"] = Field(description="Backend type.")
@@ -129,28 +121,14 @@ class S3Cache(CacheModel):
     manifests_prefix: str | None = Field(default=None, description="Key prefix for cache manifests.")
     use_path_style: bool | None = Field(default=None, description="Address the bucket by path instead of host name.")
     access_key_id: str | None = Field(default=None, description="Access key id; not a secret on its own.")
-    mode: CacheModeName = Field(default="min", description="min or max, as for the registry backend.")
-    ignore_error: bool = Field(default=False, description="Let the build succeed when the cache export fails.")
-
-    @field_validator("name")
-    @classmethod
-    def _per_image(cls, value: str) -> str:
-        return check_template(value)
 
 
-class AzureBlobCache(CacheModel):
+class AzureBlobCache(ExportedCache):
     """Cache stored in Azure Blob Storage; the key comes from base-images:azblobSecretAccessKey or the builder's environment."""
 
     type: Literal["azblob"] = Field(description="Backend type.")
     account_url: str | None = Field(default=None, description="Storage account URL.")
     name: str = Field(default="{stack}-{image}", description="Per-image cache manifest name template.")
-    mode: CacheModeName = Field(default="min", description="min or max, as for the registry backend.")
-    ignore_error: bool = Field(default=False, description="Let the build succeed when the cache export fails.")
-
-    @field_validator("name")
-    @classmethod
-    def _per_image(cls, value: str) -> str:
-        return check_template(value)
 
 
 class InlineCache(CacheModel):
