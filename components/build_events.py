@@ -11,6 +11,10 @@ BuildKit's progress reaches the engine as ephemeral info diagnostics of
 each image resource, in BuildKit's plain progress format. A build step is
 a vertex named `[<stage> <n>/<total>] <INSTRUCTION> ...`, and the vertex is
 cached when a line `#<vertex> CACHED` follows.
+
+NOTE: those diagnostics are ephemeral, and under load the engine has been
+seen to deliver none for a build, so a cache count is best effort and the
+report shows "-" where no progress line arrived.
 """
 
 from __future__ import annotations
