@@ -29,6 +29,9 @@ PLAIN_HTTP_REGISTRIES: Final = ("localhost:5000", "127.0.0.1:5000")
 # needs for its timing breakdown.
 HISTORY_MAX_ENTRIES: Final = 5000
 HISTORY_ATTEMPTS: Final = 3
+# Log lines searched for the reason of a crash. A Go fatal error is followed
+# by one stack per goroutine, so its line can be thousands of lines back.
+CRASH_LOG_LINES: Final = 100_000
 # The label that names the catalog image in each build's frontend attributes.
 TITLE_ATTRIBUTE: Final = "label:org.opencontainers.image.title"
 
@@ -128,6 +131,18 @@ class PrivateBuilder:
         """Stop the daemon and delete its state, which contains every layer it built; the log stays."""
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def crash(self) -> str | None:
+        """Return why the daemon exited, from the last fatal error or panic in its log, or None while it runs."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        reason = f"buildkitd exited with {self.process.returncode}"
+        log = (self.folder / "buildkitd.log").read_text(errors="replace").splitlines()
+        # The log is appended to across restarts, so the newest match is this crash.
+        for line in reversed(log[-CRASH_LOG_LINES:]):
+            if line.startswith(("fatal error:", "panic:")):
+                return f"{reason}: {line}"
+        return reason
 
     def records(self, since: float = 0.0) -> list[BuildRecord]:
         """Return the builds that finished and started at or after Unix time `since`, oldest first."""

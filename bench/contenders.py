@@ -181,7 +181,7 @@ def plain_script(graph: BenchGraph, images_dir: Path, base_ref: str, repository_
         '        --metadata-file "$META/$1.json"',
         '    local digest',
         "    digest=\"$(sed -n 's/^ *\"containerimage.digest\": *\"\\(sha256:[0-9a-f]*\\)\".*/\\1/p' \"$META/$1.json\")\"",
-        '    [[ -n "$digest" ]] || { echo "no digest in $META/$1.json" >&2; exit 1; }',
+        '    [[ -n "$digest" ]] || { echo "buildctl wrote no containerimage.digest to $META/$1.json" >&2; exit 1; }',
         '    ref[$1]="$4@$digest"',
         "}",
         "",

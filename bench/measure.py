@@ -1,11 +1,12 @@
-"""Run one timed command and sample the memory of its process tree.
+"""Run one timed command and sample the memory and CPU time of its process tree.
 
-Memory comes from /proc: every SAMPLE_INTERVAL_SECONDS the sampler adds up
-the resident set (VmRSS) of the command and all its descendants, and keeps
-the largest sum. For each kind of process (the Pulumi CLI, the language host,
-the Python program, the provider plugin) it also keeps the largest peak
-(VmHWM) seen, which the kernel tracks between samples. A process that starts
-and exits between two samples is missed.
+Both come from /proc: every SAMPLE_INTERVAL_SECONDS the sampler adds up the
+resident set (VmRSS) of the command and all its descendants, and keeps the
+largest sum. It also keeps, for each kind of process (the Pulumi CLI, the
+language host, the Python program, the provider plugin), the largest peak
+(VmHWM) seen, which the kernel tracks between samples. CPU time is the value
+of the last sample, so up to one interval of it before each exit is missed.
+A process that starts and exits between two samples is missed entirely.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ LOG_TAIL_LINES: Final = 40
 
 @dataclass
 class Measurement:
-    """Wall time, exit status and memory of one command; times are Unix seconds."""
+    """Wall time and memory of one command that exited with status 0; times are Unix seconds."""
 
     command: list[str]
     started: float
     seconds: float
     peak_rss_mib: float = 0.0
     peak_by_process_mib: dict[str, float] = field(default_factory=dict)
+    cpu_seconds_by_process: dict[str, float] = field(default_factory=dict)
 
     @property
     def completed(self) -> float:
@@ -92,13 +94,26 @@ def _status_kib(pid: int, key: str) -> int:
     return 0
 
 
-class _MemorySampler(threading.Thread):
+def _cpu_ticks(pid: int) -> int:
+    """Return the user plus system CPU time of a process, in clock ticks."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    # utime and stime are fields 14 and 15 of /proc/PID/stat, counted from 1
+    # with the pid and command name before the bracket.
+    return int(fields[11]) + int(fields[12])
+
+
+class _ProcessSampler(threading.Thread):
     def __init__(self, root: int):
         super().__init__(daemon=True)
         self.root = root
         self.stopped = threading.Event()
         self.peak_kib = 0
         self.peak_by_kind_kib: dict[str, int] = {}
+        self.kind_of: dict[int, str] = {}
+        self.ticks_of: dict[int, int] = {}
 
     def run(self) -> None:
         while not self.stopped.is_set():
@@ -108,8 +123,20 @@ class _MemorySampler(threading.Thread):
                 kind = process_kind(pid)
                 high_water = _status_kib(pid, "VmHWM:")
                 self.peak_by_kind_kib[kind] = max(self.peak_by_kind_kib.get(kind, 0), high_water)
+                ticks = _cpu_ticks(pid)
+                if ticks:
+                    self.kind_of[pid] = kind
+                    self.ticks_of[pid] = ticks
             self.peak_kib = max(self.peak_kib, total)
             self.stopped.wait(SAMPLE_INTERVAL_SECONDS)
+
+    def cpu_seconds_by_kind(self) -> dict[str, float]:
+        ticks_per_second = os.sysconf("SC_CLK_TCK")
+        seconds: dict[str, float] = {}
+        for pid, ticks in self.ticks_of.items():
+            kind = self.kind_of[pid]
+            seconds[kind] = seconds.get(kind, 0.0) + ticks / ticks_per_second
+        return {kind: round(value, 2) for kind, value in sorted(seconds.items())}
 
 
 def run_measured(
@@ -118,7 +145,7 @@ def run_measured(
     cwd: Path,
     env: dict[str, str],
     log: Path,
-    sample_memory: bool = True,
+    sample_processes: bool = True,
 ) -> Measurement:
     """Run `command` to its end, appending its output to `log`; raise CommandFailed on a non-zero exit."""
     with open(log, "ab") as output:
@@ -127,7 +154,7 @@ def run_measured(
         started = time.time()
         clock = time.monotonic()
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
-        sampler = _MemorySampler(process.pid) if sample_memory else None
+        sampler = _ProcessSampler(process.pid) if sample_processes else None
         if sampler:
             sampler.start()
         returncode = process.wait()
@@ -146,4 +173,5 @@ def run_measured(
         measurement.peak_by_process_mib = {
             kind: round(kib / 1024, 1) for kind, kib in sorted(sampler.peak_by_kind_kib.items()) if kib > 0
         }
+        measurement.cpu_seconds_by_process = sampler.cpu_seconds_by_kind()
     return measurement

@@ -251,6 +251,7 @@ def _summarize_scale(scale: list[dict[str, Any]], startup: dict[str, Spread]) ->
             "concurrent": max(max_concurrent(run["builds"]) for run in entry["up"]),
             "noop_built": sum(len(run["builds"]) for run in entry["noop_preview"] + entry["noop_up"]),
             "revision": median(entry["revision_seconds"]) if entry.get("revision_seconds") else None,
+            "preview_cpu": _median_by_key(entry["noop_preview"], "cpu_seconds_by_process"),
         }
         row["preview_per_image"] = (row["noop_preview"].median - startup["preview"].median) / entry["size"]
         rows.append(row)
@@ -270,13 +271,18 @@ def _summarize_scale(scale: list[dict[str, Any]], startup: dict[str, Spread]) ->
                     "linear": grows_linearly(points),
                 }
     preview_met = all(row["preview_per_image"] < PREVIEW_SECONDS_PER_IMAGE for row in rows)
-    linear = [fit["noop_preview"]["linear"] for fit in fits.values() if "noop_preview" in fit]
-    return {"rows": rows, "fits": fits, "preview_met": preview_met, "linear": linear}
+    profiles = [entry["profile"] for entry in scale if entry.get("profile")]
+    return {"rows": rows, "fits": fits, "preview_met": preview_met, "profile": profiles[0] if profiles else None}
 
 
 def _median_by_process(runs: list[dict[str, Any]]) -> dict[str, float]:
-    kinds = sorted({kind for run in runs for kind in run.get("peak_by_process_mib", {})})
-    return {kind: median([run["peak_by_process_mib"].get(kind, 0.0) for run in runs]) for kind in kinds}
+    return _median_by_key(runs, "peak_by_process_mib")
+
+
+def _median_by_key(runs: list[dict[str, Any]], key: str) -> dict[str, float]:
+    """Return, per process kind, the median over the runs of the figure under `key`; a run without it counts 0."""
+    kinds = sorted({kind for run in runs for kind in run.get(key, {})})
+    return {kind: median([run.get(key, {}).get(kind, 0.0) for run in runs]) for kind in kinds}
 
 
 def _scale_handovers(run: dict[str, Any], size: int, shape: str) -> list[float]:
@@ -359,6 +365,8 @@ def _render_header(results: dict[str, Any]) -> list[str]:
                 else "No other build or test was running as any part started."
             ),
         ]
+    if "builder_crashes" in results:
+        lines += _render_crashes(results["builder_crashes"])
     after = results.get("load_after")
     if after:
         lines.append(
@@ -366,6 +374,27 @@ def _render_header(results: dict[str, Any]) -> list[str]:
             f"{_count(len(after.get('other_processes') or []), 'other build or test process')}."
         )
     lines.append("")
+    return lines
+
+
+def _render_crashes(crashes: list[dict[str, Any]]) -> list[str]:
+    if not crashes:
+        return ["buildkitd did not crash during the session."]
+    lines = [
+        f"buildkitd crashed {_count(len(crashes), 'time')} during the session; each time the harness restarted it "
+        "on a wiped state and ran that repetition again, so every figure comes from a run without a crash:",
+        "",
+    ]
+    lines += [f"- {crash['during']}, attempt {crash['attempt']}: {crash['error']}" for crash in crashes]
+    lines.append("")
+    if not any("concurrent map iteration and map write" in crash["error"] for crash in crashes):
+        return lines
+    lines += [
+        "BuildKit v0.31.0 has a known crash under concurrent builds, `fatal error: concurrent map iteration and map "
+        "write` in `subBuilder.EachValue` (moby/buildkit#6915); in v0.31.2 that function copies the jobs under the "
+        "state lock before iterating. The shared builder of `scripts/builder.sh` runs the same version.",
+        "",
+    ]
     return lines
 
 
@@ -399,11 +428,13 @@ def _render_targets(summary: dict[str, Any]) -> list[str]:
             f"| at most {worst['preview_per_image']:.3f} s per image ({worst['shape']}, {worst['size']} images) "
             f"| {_yes_no(scale['preview_met'])} |"
         )
-        linear_values = scale["linear"]
-        linear_met = None if any(value is None for value in linear_values) or not linear_values else all(linear_values)
+        linear = {shape: fits["noop_preview"]["linear"] for shape, fits in scale["fits"].items() if "noop_preview" in fits}
+        checked = [value for value in linear.values() if value is not None]
+        linear_met = all(checked) if checked else None
+        per_shape = ", ".join(f"{shape}: {_linear_text(value)}" for shape, value in linear.items())
         lines.append(
-            f"| no-op preview time grows linearly with the image count "
-            f"| see the cost per added image below | {_yes_no(linear_met)} |"
+            f"| no-op preview time grows linearly with the image count (cost per added image below) "
+            f"| {per_shape or 'one size only'} | {_yes_no(linear_met)} |"
         )
     lines.append("")
     return lines
@@ -419,7 +450,7 @@ def _render_parallel(results: dict[str, Any], summary: dict[str, Any]) -> list[s
         "",
         f"Nine images in the shape of `images/catalog.yaml`, each sleeping its maximum expected minutes as seconds "
         f"({results['settings']['seconds_per_minute']:g} s per minute). The critical path is "
-        f"{' then '.join(seed['critical_images'])}: {critical:g} s; all steps one after another take {seed['total_seconds']:g} s. "
+        f"{' then '.join(seed['critical_images'])}: {critical:g} s, and all steps one after another take {seed['total_seconds']:g} s. "
         f"Every run starts on a wiped builder with new nonce files.",
         "",
         "| contender | wall time | to critical path | to `pulumi up` |",
@@ -573,6 +604,10 @@ def _render_scale(results: dict[str, Any], summary: dict[str, Any]) -> list[str]
     largest = max(scale["rows"], key=lambda row: (row["size"], row["peak_up_mib"]))
     # Short-lived helpers such as git are sampled at start-up, below a MiB.
     by_process = ", ".join(f"{kind} {mib:.0f} MiB" for kind, mib in largest["peak_by_process_mib"].items() if mib >= 1)
+    lines += _render_preview_cpu(scale["rows"])
+    if scale["profile"]:
+        lines += _render_profile(scale["profile"], results["machine"])
+
     noop_built = sum(row["noop_built"] for row in scale["rows"])
     lines += [
         f"Peak resident memory of each process during `up` of {largest['shape']}-{largest['size']}: {by_process}.",
@@ -581,6 +616,60 @@ def _render_scale(results: dict[str, Any], summary: dict[str, Any]) -> list[str]
         "",
     ]
     return lines
+
+
+CPU_COLUMNS: Final = ("python program", "pulumi CLI", "provider docker-build", "language host")
+
+
+def _render_preview_cpu(rows: list[dict[str, Any]]) -> list[str]:
+    if not any(row["preview_cpu"] for row in rows):
+        return []
+    lines = [
+        "CPU time of each process during the no-op preview (median seconds):",
+        "",
+        "| shape | images | " + " | ".join(CPU_COLUMNS) + " |",
+        "| --- | --- |" + " --- |" * len(CPU_COLUMNS),
+    ]
+    for row in rows:
+        cells = " | ".join(f"{row['preview_cpu'].get(kind, 0.0):.2f}" for kind in CPU_COLUMNS)
+        lines.append(f"| {row['shape']} | {row['size']} | {cells} |")
+    lines.append("")
+    return lines
+
+
+def _render_profile(profile: dict[str, Any], machine: dict[str, Any]) -> list[str]:
+    if "error" in profile:
+        return [f"Profiling the program during a preview failed: {profile['error']}", ""]
+
+    lines = [
+        f"Profile of the Python program during one more no-op preview of {profile['graph']}, under cProfile, which "
+        f"slows it down: {profile['wall_seconds']:.1f} s of wall time, {profile['profiled_seconds']:.1f} s in the program.",
+        "",
+        "| functions with the most own time | calls | own | cumulative |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [_profile_row(row) for row in profile["own"]]
+    lines += [
+        "",
+        "| Pulumi SDK and program functions with the most cumulative time | calls | own | cumulative |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [_profile_row(row) for row in profile["cumulative"]]
+    lines.append("")
+    if any("(wait_for_rpcs)" in row["function"] for row in profile["cumulative"]):
+        lines += [
+            f"`wait_for_rpcs` in `pulumi/runtime/stack.py` (Python SDK {machine.get('pulumi_python_sdk', '')}) waits "
+            "with `asyncio.wait(..., return_when=FIRST_COMPLETED)` on every pending output each time one of them "
+            "completes, so each wake-up costs time in proportion to the outputs still pending. In a chain the "
+            "images' outputs resolve one after another while those of deeper images stay pending, so both the "
+            "wake-ups and the pending outputs grow with the depth, and their product with its square.",
+            "",
+        ]
+    return lines
+
+
+def _profile_row(row: dict[str, Any]) -> str:
+    return f"| `{row['function']}` | {row['calls']} | {row['own_seconds']:.2f} s | {row['cumulative_seconds']:.2f} s |"
 
 
 def _render_fits(fits_by_shape: dict[str, dict[str, Any]]) -> list[str]:

@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -36,7 +37,8 @@ from bench.contenders import (
     stack_config,
 )
 from bench.graphs import BenchGraph, seed_graph, synthetic_graph, write_graph, write_nonce
-from bench.measure import Measurement, run_measured
+from bench.measure import CommandFailed, Measurement, run_measured
+from bench.profile import profile_preview
 from bench.tools import PROJECT_DIR, buildx_binary, machine_description, pinned_version
 from components.catalog import load_catalog
 from components.revision import source_revision
@@ -55,6 +57,10 @@ MANIFEST_TYPES: Final = ", ".join(
 BUSY_PATTERN: Final = "pulumi|pytest|buildctl|buildx"
 QUIET_LOAD: Final = 0.7
 QUIET_POLL_SECONDS: Final = 60
+# Attempts of one run when buildkitd crashes during it. BuildKit v0.31.0
+# crashes under concurrent builds with "concurrent map iteration and map
+# write" in subBuilder.EachValue (moby/buildkit#6915); v0.31.2 fixes it.
+BUILDER_ATTEMPTS: Final = 3
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class Session:
     logs: Path
     counter: int = 0
     load_checks: list[dict[str, Any]] = field(default_factory=list)
+    crashes: list[dict[str, Any]] = field(default_factory=list)
 
     def log_file(self, name: str) -> Path:
         self.counter += 1
@@ -95,7 +102,7 @@ class Session:
         return f"bench-{self.bench_id}/{graph.label}/{contender}"
 
     def check_load(self, part: str) -> None:
-        """Record the machine load as `part` starts, so the report can say what else ran."""
+        """Record the machine load as `part` starts, so the report can show what else ran."""
         self.load_checks.append({"part": part, **machine_load()})
 
 
@@ -166,6 +173,7 @@ def sample(measurement: Measurement, builds: list[BuildRecord] | None = None, im
     if measurement.peak_rss_mib:
         figures["peak_rss_mib"] = measurement.peak_rss_mib
         figures["peak_by_process_mib"] = measurement.peak_by_process_mib
+        figures["cpu_seconds_by_process"] = measurement.cpu_seconds_by_process
     if image_ops is not None:
         figures["image_ops"] = image_ops
     if builds is not None:
@@ -178,9 +186,9 @@ def pulumi_sample(session: Session, run: PulumiRun) -> dict[str, Any]:
     return sample(run.measurement, builds, run.image_ops)
 
 
-def expect_ops(run: PulumiRun, expected: dict[str, int], what: str) -> None:
+def expect_ops(run: PulumiRun, expected: dict[str, int], operation: str) -> None:
     if run.image_ops != expected:
-        raise RuntimeError(f"{what}: expected image operations {expected}, got {run.image_ops}")
+        raise RuntimeError(f"{operation}: expected image operations {expected}, got {run.image_ops}")
 
 
 def new_session(options: Options, base_ref: str) -> Session:
@@ -268,16 +276,17 @@ def measure_seed(session: Session) -> dict[str, Any]:
     ):
         results[key] = []
 
+    runners = {"pulumi": _seed_pulumi, "script": _seed_script, "bake": _seed_bake}
     for run in range(1, options.runs + 1):
         for contender in _rotate(contenders, run - 1):
-            session.builder.wipe()
-            write_nonce(graph.nodes, project.images_dir, f"{contender}-r{run}-{uuid.uuid4().hex}")
-            if contender == "pulumi":
-                _seed_pulumi(session, project, graph, run, results)
-            elif contender == "script":
-                _seed_script(session, project, graph, run, results)
-            else:
-                _seed_bake(session, project, graph, run, results)
+
+            def attempt_contender(attempt: int, contender: str = contender, run: int = run) -> dict[str, Any]:
+                write_nonce(graph.nodes, project.images_dir, f"{contender}-r{run}-a{attempt}-{uuid.uuid4().hex}")
+                return runners[contender](session, project, graph, run, attempt)
+
+            samples = run_on_wiped_builder(session, f"seed run {run}, {contender}", attempt_contender)
+            for key, value in samples.items():
+                results[key].append(value)
         results["fixed_costs"]["program_import"].append(program_import_seconds(project.folder))
         results["fixed_costs"]["revision"].append(revision_seconds(project, graph))
         results["fixed_costs"]["provider_start"].append(provider_start_seconds())
@@ -314,26 +323,51 @@ def provider_start_seconds() -> float:
     return round(seconds, 3)
 
 
+def run_on_wiped_builder(session: Session, run_label: str, action: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+    """Return `action(attempt)` run on a freshly wiped builder, repeating it when buildkitd crashed during it.
+
+    A crash is recorded in the session, so the report shows it; any other
+    failure, or a crash on the last attempt, is raised.
+    """
+    for attempt in range(1, BUILDER_ATTEMPTS + 1):
+        session.builder.wipe()
+        try:
+            return action(attempt)
+        except CommandFailed:
+            crash = session.builder.crash()
+            if crash is None:
+                raise
+            session.crashes.append({"during": run_label, "attempt": attempt, "error": crash})
+            LOG.warning("buildkitd crashed during %s, attempt %d: %s", run_label, attempt, crash)
+            if attempt == BUILDER_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _stack_name(label: str, run: int, attempt: int) -> str:
+    return f"{label}-r{run}" if attempt == 1 else f"{label}-r{run}-a{attempt}"
+
+
 def _rotate(items: list[str], steps: int) -> list[str]:
     steps %= len(items)
     return items[steps:] + items[:steps]
 
 
-def _seed_pulumi(session: Session, project: PulumiProject, graph: BenchGraph, run: int, results: dict[str, Any]) -> None:
-    stack = f"seed-r{run}"
+def _seed_pulumi(session: Session, project: PulumiProject, graph: BenchGraph, run: int, attempt: int) -> dict[str, Any]:
+    stack = _stack_name("seed", run, attempt)
     config = stack_config(session.namespace(graph, "pulumi"), session.base_ref, session.builder, session.options.registry)
     project.create_stack(stack, config)
 
     up = project.up(stack, session.log_file(f"{stack}-up"))
     expect_ops(up, {"create": graph.size}, f"pulumi up of {stack}")
-    results["pulumi_up"].append(pulumi_sample(session, up))
+    samples = {"pulumi_up": pulumi_sample(session, up)}
 
     preview = project.preview(stack, session.log_file(f"{stack}-preview"))
-    results["pulumi_noop_preview"].append(pulumi_sample(session, preview))
+    samples["pulumi_noop_preview"] = pulumi_sample(session, preview)
     noop = project.up(stack, session.log_file(f"{stack}-up-noop"))
-    results["pulumi_noop_up"].append(pulumi_sample(session, noop))
+    samples["pulumi_noop_up"] = pulumi_sample(session, noop)
     with_preview = project.up(stack, session.log_file(f"{stack}-up-noop-with-preview"), skip_preview=False)
-    results["pulumi_noop_up_with_preview"].append(pulumi_sample(session, with_preview))
+    samples["pulumi_noop_up_with_preview"] = pulumi_sample(session, with_preview)
     LOG.info(
         "seed run %d, pulumi: up %.2f s; nothing changed: preview %.2f s, up %.2f s, up with preview %.2f s "
         "(images changed: %d, %d, %d)",
@@ -346,33 +380,38 @@ def _seed_pulumi(session: Session, project: PulumiProject, graph: BenchGraph, ru
         noop.changed_images,
         with_preview.changed_images,
     )
+    return samples
 
 
-def _seed_script(session: Session, project: PulumiProject, graph: BenchGraph, run: int, results: dict[str, Any]) -> None:
+def _seed_script(session: Session, project: PulumiProject, graph: BenchGraph, run: int, attempt: int) -> dict[str, Any]:
     script = session.work / "seed-build.sh"
     repository_prefix = f"{session.options.registry}/{session.namespace(graph, 'script')}"
     script.write_text(plain_script(graph, project.images_dir, session.base_ref, repository_prefix, session.builder))
     command = ["bash", str(script)]
 
-    scratch = run_measured(command, cwd=session.work, env=session.env, log=session.log_file(f"seed-r{run}-script"), sample_memory=False)
-    results["script"].append(sample(scratch, session.builder.records(since=scratch.started)))
-    cached = run_measured(command, cwd=session.work, env=session.env, log=session.log_file(f"seed-r{run}-script-cached"), sample_memory=False)
-    results["script_cached"].append(sample(cached, session.builder.records(since=cached.started)))
+    name = _stack_name("seed", run, attempt)
+    scratch = run_measured(command, cwd=session.work, env=session.env, log=session.log_file(f"{name}-script"), sample_processes=False)
+    samples = {"script": sample(scratch, session.builder.records(since=scratch.started))}
+    cached = run_measured(command, cwd=session.work, env=session.env, log=session.log_file(f"{name}-script-cached"), sample_processes=False)
+    samples["script_cached"] = sample(cached, session.builder.records(since=cached.started))
     LOG.info("seed run %d, script: from scratch %.2f s, cached %.2f s", run, scratch.seconds, cached.seconds)
+    return samples
 
 
-def _seed_bake(session: Session, project: PulumiProject, graph: BenchGraph, run: int, results: dict[str, Any]) -> None:
+def _seed_bake(session: Session, project: PulumiProject, graph: BenchGraph, run: int, attempt: int) -> dict[str, Any]:
     bake_file = session.work / "seed-bake.json"
     repository_prefix = f"{session.options.registry}/{session.namespace(graph, 'bake')}"
     bake_file.write_text(json.dumps(bake_definition(graph, project.images_dir, session.base_ref, repository_prefix), indent=2))
     command = [str(buildx_binary()), "bake", "--builder", session.builder.name, "--file", str(bake_file), "--progress", "plain"]
     env = bake_env(session.builder)
 
-    scratch = run_measured(command, cwd=session.work, env=env, log=session.log_file(f"seed-r{run}-bake"), sample_memory=False)
-    results["bake"].append(sample(scratch, session.builder.records(since=scratch.started)))
-    cached = run_measured(command, cwd=session.work, env=env, log=session.log_file(f"seed-r{run}-bake-cached"), sample_memory=False)
-    results["bake_cached"].append(sample(cached, session.builder.records(since=cached.started)))
+    name = _stack_name("seed", run, attempt)
+    scratch = run_measured(command, cwd=session.work, env=env, log=session.log_file(f"{name}-bake"), sample_processes=False)
+    samples = {"bake": sample(scratch, session.builder.records(since=scratch.started))}
+    cached = run_measured(command, cwd=session.work, env=env, log=session.log_file(f"{name}-bake-cached"), sample_processes=False)
+    samples["bake_cached"] = sample(cached, session.builder.records(since=cached.started))
     LOG.info("seed run %d, bake: from scratch %.2f s, cached %.2f s", run, scratch.seconds, cached.seconds)
+    return samples
 
 
 def revision_seconds(project: PulumiProject, graph: BenchGraph) -> float:
@@ -388,8 +427,11 @@ def revision_seconds(project: PulumiProject, graph: BenchGraph) -> float:
     return round(time.perf_counter() - started, 3)
 
 
-def measure_scale(session: Session, shape: str, size: int) -> dict[str, Any]:
-    """Build a synthetic graph from scratch, then preview and update it with nothing changed."""
+def measure_scale(session: Session, shape: str, size: int, profile: bool = False) -> dict[str, Any]:
+    """Build a synthetic graph from scratch, then preview and update it with nothing changed.
+
+    With `profile`, one more no-op preview runs with the program under cProfile.
+    """
     graph = synthetic_graph(shape, size)
     project = PulumiProject(session.work / graph.label, graph, session.env)
     write_graph(graph, project.images_dir)
@@ -406,28 +448,48 @@ def measure_scale(session: Session, shape: str, size: int) -> dict[str, Any]:
         "revision_seconds": [],
     }
     for run in range(1, session.options.runs + 1):
-        session.builder.wipe()
-        write_nonce(graph.nodes, project.images_dir, f"r{run}-{uuid.uuid4().hex}")
-        stack = f"{graph.label}-r{run}"
-        project.create_stack(stack, config)
 
-        up = project.up(stack, session.log_file(f"{stack}-up"))
-        expect_ops(up, {"create": size}, f"pulumi up of {stack}")
-        results["up"].append(pulumi_sample(session, up))
-        preview = project.preview(stack, session.log_file(f"{stack}-preview"))
-        results["noop_preview"].append(pulumi_sample(session, preview))
-        noop = project.up(stack, session.log_file(f"{stack}-up-noop"))
-        results["noop_up"].append(pulumi_sample(session, noop))
-        results["revision_seconds"].append(revision_seconds(project, graph))
-        LOG.info(
-            "%s run %d: up %.2f s, no-op preview %.2f s, no-op up %.2f s",
-            graph.label,
-            run,
-            up.measurement.seconds,
-            preview.measurement.seconds,
-            noop.measurement.seconds,
-        )
+        def attempt_scale(attempt: int, run: int = run) -> dict[str, Any]:
+            write_nonce(graph.nodes, project.images_dir, f"r{run}-a{attempt}-{uuid.uuid4().hex}")
+            stack = _stack_name(graph.label, run, attempt)
+            project.create_stack(stack, config)
+
+            up = project.up(stack, session.log_file(f"{stack}-up"))
+            expect_ops(up, {"create": size}, f"pulumi up of {stack}")
+            samples = {"up": pulumi_sample(session, up)}
+            preview = project.preview(stack, session.log_file(f"{stack}-preview"))
+            samples["noop_preview"] = pulumi_sample(session, preview)
+            noop = project.up(stack, session.log_file(f"{stack}-up-noop"))
+            samples["noop_up"] = pulumi_sample(session, noop)
+            samples["revision_seconds"] = revision_seconds(project, graph)
+            samples["stack"] = stack
+            LOG.info(
+                "%s run %d: up %.2f s, no-op preview %.2f s, no-op up %.2f s",
+                graph.label,
+                run,
+                up.measurement.seconds,
+                preview.measurement.seconds,
+                noop.measurement.seconds,
+            )
+            return samples
+
+        samples = run_on_wiped_builder(session, f"{graph.label} run {run}", attempt_scale)
+        stack = samples.pop("stack")
+        for key, value in samples.items():
+            results[key].append(value)
+
+    if profile:
+        results["profile"] = _profile_or_error(session, project, stack)
     return results
+
+
+def _profile_or_error(session: Session, project: PulumiProject, stack: str) -> dict[str, Any]:
+    # A failed profile costs the report one paragraph, not the session's figures.
+    try:
+        return profile_preview(project, stack, session.work, session.log_file(f"{stack}-preview-profiled"))
+    except (CommandFailed, OSError) as error:
+        LOG.warning("profiling the program during a preview of %s failed: %s", stack, error)
+        return {"error": str(error).splitlines()[0]}
 
 
 def pulumi_default_parallel(env: dict[str, str]) -> int | None:
@@ -495,14 +557,17 @@ def run_benchmarks(options: Options) -> dict[str, Any]:
             results["seed"] = measure_seed(session)
         if "scale" in options.parts:
             results["scale"] = []
+            # The deepest of the largest graphs shows how the program's cost grows with depth.
+            profiled = ("chain" if "chain" in options.shapes else options.shapes[0], max(options.sizes))
             for shape in options.shapes:
                 for size in options.sizes:
                     session.check_load(f"{shape}-{size}")
-                    results["scale"].append(measure_scale(session, shape, size))
+                    results["scale"].append(measure_scale(session, shape, size, profile=(shape, size) == profiled))
         results["load_after"] = machine_load()
-        results["load_checks"] = session.load_checks
         finished = True
     finally:
+        results["load_checks"] = session.load_checks
+        results["builder_crashes"] = session.crashes
         session.builder.remove()
         if finished and not options.keep_work:
             shutil.rmtree(session.work, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from importlib import metadata
 import subprocess
 from pathlib import Path
 from typing import Final
@@ -67,6 +68,7 @@ def machine_description() -> dict[str, object]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "pulumi": command_output(["pulumi", "version"]),
+        "pulumi_python_sdk": metadata.version("pulumi"),
         "docker_build_provider": pinned_version("DOCKER_BUILD_VERSION"),
         "buildkit": command_output([str(buildkit_bin_dir() / "buildkitd"), "--version"]),
         "buildx": command_output([str(buildx_binary()), "version"]),

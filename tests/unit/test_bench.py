@@ -22,6 +22,8 @@ from bench.report import (
     render_section,
     splice_section,
 )
+from bench.measure import CommandFailed
+from bench.suite import Session, run_on_wiped_builder
 from components.catalog import load_catalog
 from components.graph import critical_path
 
@@ -129,6 +131,63 @@ def test_bake_chains_through_target_contexts(tmp_path: Path):
     assert child["args"] == {"BASE_IMAGE": "img-000"}
     assert child["contexts"] == {"img-000": "target:img-000"}
     assert definition["group"]["default"]["targets"] == ["img-000", "img-001", "img-002"]
+
+
+class CrashingBuilder:
+    """A builder stand-in whose daemon crashes during the first `crashes` runs."""
+
+    def __init__(self, crashes: int):
+        self.crashes = crashes
+        self.crashed = False
+        self.wipes = 0
+
+    def wipe(self) -> None:
+        self.wipes += 1
+        self.crashed = False
+
+    def crash(self) -> str | None:
+        return "buildkitd exited with 2: fatal error: test" if self.crashed else None
+
+
+def _session(builder) -> Session:
+    return Session(options=None, work=Path("/nonexistent"), bench_id="test", builder=builder, env={}, base_ref=BASE, logs=Path("/nonexistent"))
+
+
+def _flaky_action(builder: CrashingBuilder):
+    def action(attempt: int) -> dict:
+        if builder.crashes:
+            builder.crashes -= 1
+            builder.crashed = True
+            raise CommandFailed("pulumi up exited with 1")
+        return {"attempt": attempt}
+
+    return action
+
+
+def test_builder_crash_repeats_run():
+    builder = CrashingBuilder(crashes=1)
+    session = _session(builder)
+    assert run_on_wiped_builder(session, "seed run 1", _flaky_action(builder)) == {"attempt": 2}
+    assert builder.wipes == 2
+    assert [crash["attempt"] for crash in session.crashes] == [1]
+
+
+def test_builder_crashes_give_up():
+    builder = CrashingBuilder(crashes=5)
+    with pytest.raises(CommandFailed):
+        run_on_wiped_builder(_session(builder), "seed run 1", _flaky_action(builder))
+
+
+def test_failure_without_crash_raises():
+    builder = CrashingBuilder(crashes=0)
+
+    def failing(attempt: int) -> dict:
+        raise CommandFailed("pulumi up exited with 1")
+
+    session = _session(builder)
+    with pytest.raises(CommandFailed):
+        run_on_wiped_builder(session, "seed run 1", failing)
+    assert session.crashes == []
 
 
 PARENTS = {"root": None, "a": "root", "b": "root", "leaf": "a"}
