@@ -28,9 +28,9 @@ graph = ImageGraph(
     ),
 )
 
-# Only a stack with a github section manages GitHub, so others need no token
-# and skip importing pulumi_github, which adds about a tenth of a second to
-# every preview and update.
+# Only a stack with a github section manages GitHub. Other stacks need no
+# token and skip importing pulumi_github, which `python -X importtime` put at
+# 0.1 to 0.2 s of every preview and update here.
 if inputs.settings.github is not None:
     from components.github_environment import GitHubEnvironment, GitHubEnvironmentArgs
 
