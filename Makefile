@@ -180,3 +180,11 @@ $(BENCH_BUILDX):
 .PHONY: bench
 bench: setup fixture-base $(BENCH_BUILDX) ## Benchmark parallelism, no-op cost and scale against a plain script and bake; writes BENCHMARKS.md.
 	$(PYTHON) -m bench --wait-quiet $(BENCH_WAIT_MINUTES) $(BENCH_ARGS)
+
+# The real images' no-op cost against a plain script's cached rebuild of
+# them; needs the stack's images, so run `make up` first.
+BENCH_REAL_ARGS ?=
+
+.PHONY: bench-real
+bench-real: setup ## After `make up`: time no-op preview and up against a cached rebuild of the real images by a plain script.
+	$(PYTHON) -m bench.real_images --stack $(STACK) $(BENCH_REAL_ARGS)

@@ -538,7 +538,7 @@ def _render_noop(summary: dict[str, Any]) -> list[str]:
     rest = noop - startup["up_noop"].median
     if fixed.get("program_import"):
         imports = median(fixed["program_import"])
-        lines.append(f"| importing the program's modules (pydantic, pulumi_docker_build, pulumi_github, components) | {imports:.2f} |")
+        lines.append(f"| importing the program's modules (pydantic, pulumi_docker_build, components) | {imports:.2f} |")
         rest -= imports
     if fixed.get("revision"):
         revision = median(fixed["revision"])
