@@ -11,6 +11,7 @@ from bench.real_images import (
     END_MARKER,
     SCRIPT_TAG,
     count_steps,
+    local_cache_dirs,
     plain_script,
     render_section,
     script_step_counts,
@@ -86,7 +87,10 @@ PROGRESS = """\
 #1 [internal] load build definition from Dockerfile
 #1 DONE 0.0s
 #4 [1/3] FROM localhost:5000/mirror/python:3.11-slim@sha256:abc
-#4 CACHED
+#4 resolve localhost:5000/mirror/python:3.11-slim@sha256:abc done
+#4 DONE 0.0s
+#8 [builder 1/2] COPY wheels /wheels
+#8 CACHED
 #5 [2/3] RUN apt-get update
 #5 CACHED
 #6 [builder 3/3] RUN pip wheel
@@ -96,16 +100,30 @@ PROGRESS = """\
 """
 
 
-def test_count_steps_ignores_internal_and_export():
+def test_count_steps_ignores_from_internal_export():
     count = count_steps(PROGRESS)
     assert count.total == 3
     assert count.cached == 2
 
 
 def test_script_step_counts_per_image():
-    log = "$ bash rebuild.sh\n== python-base\n" + PROGRESS + "== tools\n#2 [1/1] FROM x\n#2 CACHED\n"
+    log = "$ bash rebuild.sh\n== python-base\n" + PROGRESS + "== tools\n#2 [1/2] FROM x\n#2 DONE 0.0s\n#3 [2/2] RUN true\n#3 CACHED\n"
     counts = script_step_counts(log)
     assert [(count.cached, count.total) for count in counts] == [(2, 3), (1, 1)]
+
+
+def test_cold_script_imports_local_cache(catalog, local_config):
+    settings = load_settings(local_config, "local")
+    caches = local_cache_dirs(catalog, settings)
+    assert caches["tools"] == ".cache/buildkit/local/tools"
+    script = plain_script(catalog, settings, parent_refs(catalog), ADDRESS, BUILDCTL, caches)
+    assert "--import-cache type=local,src=.cache/buildkit/local/python-ml-torch" in script
+
+
+def test_no_local_cache_no_dirs(catalog, local_config):
+    settings = load_settings({**local_config, "caches": []}, "local")
+    assert local_cache_dirs(catalog, settings) == {}
+    assert "--import-cache" not in plain_script(catalog, settings, parent_refs(catalog), ADDRESS, BUILDCTL)
 
 
 def results(script_seconds: list[float], up_seconds: list[float]) -> dict:
@@ -124,7 +142,8 @@ def results(script_seconds: list[float], up_seconds: list[float]) -> dict:
             "up_with_preview": [4.0, 4.1, 4.2],
         },
         "commands": {"script": "bash rebuild.sh", "preview": "pulumi preview", "up": "pulumi up", "up_with_preview": "pulumi up"},
-        "script_example": "buildctl --addr unix:///x build",
+        "script_examples": {"script": "buildctl --addr unix:///x build"},
+        "environment": {"PULUMI_SKIP_UPDATE_CHECK": "true"},
     }
 
 
@@ -132,11 +151,22 @@ def test_render_target_met():
     section = render_section(results([30.0, 31.0, 29.0], [2.0, 2.5, 1.5]))
     assert "15.00x, met" in section
     assert "30.00 s (29.00–31.00)" in section
+    assert "export PULUMI_SKIP_UPDATE_CHECK=true" in section
 
 
 def test_render_target_missed():
     section = render_section(results([3.0, 3.0, 3.0], [2.0, 2.0, 2.0]))
     assert "1.50x, **missed**" in section
+
+
+def test_render_cold_builder_baseline():
+    data = results([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
+    data["samples"]["script_cold"] = [8.0, 9.0, 10.0]
+    data["commands"]["script_cold"] = "bash rebuild-cold.sh"
+    section = render_section(data)
+    assert "by the script on the stack's builder: 0.50x, **missed**" in section
+    assert "by the script on a new builder: 4.50x, met" in section
+    assert "| script on the stack's builder divided by it | script on a new builder divided by it |" in section
 
 
 def test_write_section_replaces_own_block():
