@@ -45,6 +45,7 @@ from bench.tools import PROJECT_DIR, machine_description
 from components.base_image import CA_BUNDLE_SECRET
 from components.cache import CacheTarget, LocalCache
 from components.catalog import BASE_IMAGE_ARG, Catalog
+from components.errors import InputError
 from components.graph import topological_order
 from components.settings import StackSettings, load_settings
 from components.stack_file import load_stack_catalog, read_stack_config
@@ -400,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="base-images-bench-real-") as folder:
         try:
             results = measure(args.stack, args.runs, Path(folder))
-        except CommandFailed as error:
+        except (CommandFailed, InputError) as error:
             LOG.error("%s", error)
             return 1
 
