@@ -41,6 +41,7 @@ from typing import Any, Final
 
 from bench.buildkitd import PrivateBuilder, buildkit_bin_dir
 from bench.measure import CommandFailed, run_measured
+from bench.report import splice_section
 from bench.tools import PROJECT_DIR, machine_description
 from components.base_image import CA_BUNDLE_SECRET
 from components.cache import CacheTarget, LocalCache
@@ -56,6 +57,7 @@ RESULTS_FILE: Final = PROJECT_DIR / "bench" / "real-images.json"
 BENCHMARKS_FILE: Final = PROJECT_DIR / "BENCHMARKS.md"
 BEGIN_MARKER: Final = "<!-- begin generated real-image benchmarks: make bench-real -->"
 END_MARKER: Final = "<!-- end generated real-image benchmarks -->"
+SECTION_TITLE: Final = "## No-op cost on the real images"
 SCRIPT_FILES: Final = {"script": "rebuild.sh", "script_cold": "rebuild-cold.sh"}
 # The tag the plain script pushes, beside the stack's own tags.
 SCRIPT_TAG: Final = "bench-plain-script"
@@ -379,13 +381,8 @@ def render_section(results: dict[str, Any]) -> str:
 
 
 def write_section(text: str, section: str) -> str:
-    """Return `text` with the generated section replaced, or appended with its heading when absent."""
-    block = f"{BEGIN_MARKER}\n{section.rstrip()}\n{END_MARKER}"
-    if BEGIN_MARKER in text and END_MARKER in text:
-        start = text.index(BEGIN_MARKER)
-        end = text.index(END_MARKER) + len(END_MARKER)
-        return text[:start] + block + text[end:]
-    return text.rstrip() + "\n\n## No-op cost on the real images\n\n" + block + "\n"
+    """Return `text` with this benchmark's generated section replaced, or appended with its heading when absent."""
+    return splice_section(text, section, BEGIN_MARKER, END_MARKER, SECTION_TITLE)
 
 
 def main(argv: list[str] | None = None) -> int:

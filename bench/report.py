@@ -743,20 +743,26 @@ def _render_method(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def splice_section(text: str, section: str) -> str:
-    """Return `text` with the generated block replaced by `section`, or with the block appended when it has none.
+def splice_section(
+    text: str,
+    section: str,
+    begin_marker: str = BEGIN_MARKER,
+    end_marker: str = END_MARKER,
+    title: str = SECTION_TITLE,
+) -> str:
+    """Return `text` with the generated block replaced by `section`, or with the block appended under `title` when it has none.
 
-    Everything outside the markers, such as other engineers' sections, is kept.
+    Everything outside the markers, such as other generated sections, is kept.
     """
-    block = f"{BEGIN_MARKER}\n{section.rstrip()}\n{END_MARKER}"
-    if BEGIN_MARKER in text and END_MARKER in text:
-        start = text.index(BEGIN_MARKER)
-        end = text.index(END_MARKER) + len(END_MARKER)
+    block = f"{begin_marker}\n{section.rstrip()}\n{end_marker}"
+    if begin_marker in text and end_marker in text:
+        start = text.index(begin_marker)
+        end = text.index(end_marker) + len(end_marker)
         if start < end:
             return text[:start] + block + text[end:]
     if not text.strip():
         text = f"{DOCUMENT_TITLE}\n"
-    return text.rstrip("\n") + f"\n\n{SECTION_TITLE}\n\n{block}\n"
+    return text.rstrip("\n") + f"\n\n{title}\n\n{block}\n"
 
 
 def update_markdown(path: Path, results: dict[str, Any]) -> None:
